@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs everything the project needs to build, try and test, idempotently:
+# Debian packages, cargo-pgrx at the pinned version, `cargo pgrx init` against
+# Debian's PostgreSQL 15, and the Python test helpers. Fast when all is present.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+ensure_cargo_path
+
+# --- Debian packages -----------------------------------------------------------
+apt_pkgs=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR sudo pkg-config libssl-dev
+          build-essential oathtool python3-venv)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -q
+  if ! dpkg-query -W -f='${Status}' postgresql-$PG_MAJOR 2>/dev/null | grep -q 'ok installed'; then
+    as_root apt-get install -y -q --no-install-recommends postgresql-$PG_MAJOR
+  fi
+  # Pin server-dev to the installed server's version: unpinned, apt would upgrade
+  # the server, libpq5 and the client as a side effect.
+  srv_ver=$(dpkg-query -W -f='${Version}' postgresql-$PG_MAJOR)
+  rest=()
+  for p in "${missing[@]}"; do
+    case "$p" in
+      postgresql-$PG_MAJOR) ;;
+      postgresql-server-dev-$PG_MAJOR) rest+=("$p=$srv_ver") ;;
+      *) rest+=("$p") ;;
+    esac
+  done
+  [ ${#rest[@]} -gt 0 ] && as_root apt-get install -y -q --no-upgrade --no-install-recommends "${rest[@]}"
+fi
+
+# --- cargo-pgrx ----------------------------------------------------------------
+if ! cargo pgrx --version 2>/dev/null | grep -qx "cargo-pgrx $PGRX_VERSION"; then
+  log "cargo: installing cargo-pgrx $PGRX_VERSION (takes several minutes once)"
+  cargo install --locked cargo-pgrx --version "$PGRX_VERSION"
+fi
+
+# Guarded: re-running init rewrites ~/.pgrx/config.toml and forces a rebuild.
+if ! grep -qsxF "pg$PG_MAJOR = \"$PG_CONFIG\"" "$HOME/.pgrx/config.toml"; then
+  log "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG"
+  cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG"
+fi
+
+# --- Python test helpers (a venv inside the checkout, ignored by git) ----------
+root=$(cd "$here/.." && pwd)
+venv="$root/.venv"
+if ! "$venv/bin/python" -c 'import psycopg, pyotp, pytest' 2>/dev/null; then
+  log "python: installing psycopg, pyotp and pytest into .venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'psycopg[binary]>=3.1,<4' 'pyotp>=2.9,<3' 'pytest>=8,<9'
+fi

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Try mfa_auth: installs everything, builds and installs the extension, starts a
+# throwaway local cluster on 127.0.0.1:54329 (data in /tmp/mfa_auth-try), creates a
+# fresh database `mfa_auth` with the extension, and opens psql in it. Without a
+# terminal on stdin it runs scripts/demo.sql instead and exits.
+#   scripts/try.sh          try it
+#   scripts/try.sh --stop   stop the throwaway cluster
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+. "$here/lib.sh"
+ensure_cargo_path
+
+dir=${MFA_AUTH_TRY_DIR:-/tmp/mfa_auth-try}
+port=${MFA_AUTH_TRY_PORT:-54329}
+if [ "${1:-}" = "--stop" ]; then stop_cluster "$dir"; echo "stopped the cluster in $dir"; exit 0; fi
+
+bash "$here/prereqs.sh"
+cd "$root"
+install_extension "$dir.build.log"
+log "starting a throwaway cluster in $dir on 127.0.0.1:$port"
+start_cluster "$dir" "$port" "shared_preload_libraries=mfa_auth"
+psql_args=(-h 127.0.0.1 -p "$port" -U postgres)
+psql -X -q "${psql_args[@]}" -d postgres -v ON_ERROR_STOP=1 \
+  -c 'DROP DATABASE IF EXISTS mfa_auth WITH (FORCE)' -c 'CREATE DATABASE mfa_auth'
+psql -X -q "${psql_args[@]}" -d mfa_auth -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION mfa_auth'
+echo "mfa_auth is installed. Connect again with: psql -h 127.0.0.1 -p $port -U postgres mfa_auth"
+echo "Stop the cluster with: scripts/try.sh --stop"
+if [ -t 0 ]; then
+  exec psql "${psql_args[@]}" -d mfa_auth
+else
+  psql -X "${psql_args[@]}" -d mfa_auth -v ON_ERROR_STOP=1 -f "$here/demo.sql"
+fi

@@ -1,0 +1,84 @@
+//! mfa_auth: multi-factor authentication inside PostgreSQL.
+//!
+//! This file is glue only: the module magic, the module tree and the order in
+//! which hand-written SQL (`sql/`) and generated function definitions are loaded.
+//! The protocol core lives in [`otp`] and never touches pgrx.
+
+use pgrx::prelude::*;
+
+::pgrx::pg_module_magic!();
+
+pub mod error;
+pub mod otp;
+mod otp_sql;
+mod sql_types;
+
+// Schema objects first: types, tables, indexes, grants (readable SQL in sql/).
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn seed_tables_exist_in_auth() {
+        let n = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'auth'
+               AND tablename IN ('mfa_challenges', 'mfa_amr_claims', 'mfa_factors')",
+        );
+        assert_eq!(n, Ok(Some(3)));
+    }
+
+    #[pg_test]
+    fn defaults_fill_ids_and_times() {
+        Spi::run(
+            "INSERT INTO auth.mfa_factors (user_id, factor_type) VALUES (gen_random_uuid(), 'totp');
+             INSERT INTO auth.mfa_challenges (factor_id, ip_address)
+               SELECT id, '127.0.0.1' FROM auth.mfa_factors;
+             INSERT INTO auth.mfa_amr_claims (session_id, authentication_method)
+               VALUES (gen_random_uuid(), 'totp');",
+        )
+        .unwrap();
+        let ok = Spi::get_one::<bool>(
+            "SELECT (SELECT status = 'unverified' AND created_at = now() FROM auth.mfa_factors)
+                AND (SELECT id IS NOT NULL AND created_at = now() AND verified_at IS NULL FROM auth.mfa_challenges)
+                AND (SELECT id IS NOT NULL AND updated_at = now() FROM auth.mfa_amr_claims)",
+        );
+        assert_eq!(ok, Ok(Some(true)));
+    }
+
+    #[pg_test]
+    #[should_panic(expected = "duplicate key value violates unique constraint \"mfa_amr_claims_session_id_authentication_method_pkey\"")]
+    fn amr_claim_is_unique_per_session_and_method() {
+        Spi::run(
+            "INSERT INTO auth.mfa_amr_claims (session_id, authentication_method)
+               VALUES ('00000000-0000-0000-0000-000000000001', 'totp'),
+                      ('00000000-0000-0000-0000-000000000001', 'totp')",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn deleting_a_factor_removes_its_challenges() {
+        Spi::run(
+            "INSERT INTO auth.mfa_factors (id, user_id, factor_type)
+               VALUES ('00000000-0000-0000-0000-0000000000f1', gen_random_uuid(), 'totp');
+             INSERT INTO auth.mfa_challenges (factor_id, ip_address)
+               VALUES ('00000000-0000-0000-0000-0000000000f1', '::1');
+             DELETE FROM auth.mfa_factors WHERE id = '00000000-0000-0000-0000-0000000000f1';",
+        )
+        .unwrap();
+        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM auth.mfa_challenges"), Ok(Some(0)));
+    }
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

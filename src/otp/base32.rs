@@ -1,0 +1,196 @@
+//! RFC 4648 base32 (the alphabet `A-Z2-7`), as authenticator apps use it.
+//!
+//! Decoding accepts what people paste: any case, spaces/tabs and hyphens between
+//! groups, with or without `=` padding. Anything else is an error that says which
+//! character and where. Encoding emits upper case without padding.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base32Error {
+    /// Nothing left after removing separators.
+    Empty,
+    /// A character outside the alphabet; `position` is 1-based, in characters of the input.
+    InvalidCharacter { character: char, position: usize },
+    /// `=` followed by something other than more padding or separators.
+    MisplacedPadding { position: usize },
+    /// A number of symbols that no whole number of bytes encodes (1, 3 or 6 mod 8).
+    InvalidLength { symbols: usize },
+}
+
+impl fmt::Display for Base32Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Base32Error::Empty => write!(f, "base32 text is empty"),
+            Base32Error::InvalidCharacter { character, position } => {
+                if character.is_control() || character.is_whitespace() {
+                    write!(f, "character U+{:04X} at position {position} is not base32 (A-Z, 2-7)", *character as u32)
+                } else {
+                    write!(f, "character '{character}' at position {position} is not base32 (A-Z, 2-7)")
+                }
+            }
+            Base32Error::MisplacedPadding { position } => {
+                write!(f, "padding '=' at position {position} is followed by more data")
+            }
+            Base32Error::InvalidLength { symbols } => write!(
+                f,
+                "{symbols} base32 symbols do not encode a whole number of bytes (a truncated secret?)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Base32Error {}
+
+const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+#[inline]
+fn symbol_value(c: char) -> Option<u8> {
+    match c {
+        'A'..='Z' => Some(c as u8 - b'A'),
+        'a'..='z' => Some(c as u8 - b'a'),
+        '2'..='7' => Some(c as u8 - b'2' + 26),
+        _ => None,
+    }
+}
+
+#[inline]
+fn is_separator(c: char) -> bool {
+    c == ' ' || c == '-' || c == '\t'
+}
+
+/// Decodes base32 text into bytes. Trailing bits of a final partial group are
+/// ignored (as authenticator apps do); lengths that cannot encode whole bytes are refused.
+pub fn decode(text: &str) -> Result<Vec<u8>, Base32Error> {
+    let mut out = Vec::with_capacity(text.len() * 5 / 8 + 1);
+    let mut buffer: u64 = 0;
+    let mut bits: u32 = 0;
+    let mut symbols = 0usize;
+    let mut padding_at: Option<usize> = None;
+
+    for (i, c) in text.chars().enumerate() {
+        let position = i + 1;
+        if is_separator(c) {
+            continue;
+        }
+        if c == '=' {
+            padding_at.get_or_insert(position);
+            continue;
+        }
+        if let Some(pad) = padding_at {
+            return Err(Base32Error::MisplacedPadding { position: pad });
+        }
+        let v = symbol_value(c).ok_or(Base32Error::InvalidCharacter { character: c, position })?;
+        buffer = (buffer << 5) | u64::from(v);
+        bits += 5;
+        symbols += 1;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+            buffer &= (1u64 << bits) - 1;
+        }
+    }
+    if symbols == 0 {
+        return Err(Base32Error::Empty);
+    }
+    if matches!(symbols % 8, 1 | 3 | 6) {
+        return Err(Base32Error::InvalidLength { symbols });
+    }
+    Ok(out)
+}
+
+/// Encodes bytes as upper-case base32 without padding.
+pub fn encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(5) * 8);
+    let mut buffer: u32 = 0;
+    let mut bits: u32 = 0;
+    for &b in data {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
+        }
+        buffer &= (1u32 << bits) - 1;
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc4648_vectors() {
+        let cases: [(&[u8], &str); 7] = [
+            (b"", ""),
+            (b"f", "MY"),
+            (b"fo", "MZXQ"),
+            (b"foo", "MZXW6"),
+            (b"foob", "MZXW6YQ"),
+            (b"fooba", "MZXW6YTB"),
+            (b"foobar", "MZXW6YTBOI"),
+        ];
+        for (raw, enc) in cases {
+            assert_eq!(encode(raw), enc);
+            if !raw.is_empty() {
+                assert_eq!(decode(enc).unwrap(), raw);
+            }
+        }
+        assert_eq!(decode("MZXW6YQ=").unwrap(), b"foob");
+        assert_eq!(decode("MZXW6YTBOI======").unwrap(), b"foobar");
+    }
+
+    #[test]
+    fn accepts_what_people_paste() {
+        let want = decode("JBSWY3DPEHPK3PXP").unwrap();
+        for s in ["jbswy3dpehpk3pxp", "JBSW Y3DP EHPK 3PXP", "jbsw-y3dp-ehpk-3pxp", " JBSWY3DPEHPK3PXP\t"] {
+            assert_eq!(decode(s).unwrap(), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn errors_say_what_and_where() {
+        assert_eq!(
+            decode("JBSWY1DP").unwrap_err(),
+            Base32Error::InvalidCharacter { character: '1', position: 6 }
+        );
+        assert_eq!(decode("").unwrap_err(), Base32Error::Empty);
+        assert_eq!(decode(" - ").unwrap_err(), Base32Error::Empty);
+        assert_eq!(decode("MZX").unwrap_err(), Base32Error::InvalidLength { symbols: 3 });
+        assert_eq!(decode("MY=A").unwrap_err(), Base32Error::MisplacedPadding { position: 3 });
+        let msg = decode("AB\u{e9}C").unwrap_err().to_string();
+        assert!(msg.contains("position 3"), "{msg}");
+    }
+
+    #[test]
+    fn leading_zero_bytes_survive() {
+        let raw = [0u8, 0, 0, 1, 2, 3, 0];
+        assert_eq!(decode(&encode(&raw)).unwrap(), raw);
+    }
+
+    #[test]
+    fn agrees_with_the_base32_crate() {
+        // An independent implementation as an oracle, over many lengths and patterns.
+        let mut x: u32 = 12345;
+        for len in 0..200usize {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            let theirs = ::base32::encode(::base32::Alphabet::Rfc4648 { padding: false }, &data);
+            assert_eq!(encode(&data), theirs);
+            if len > 0 {
+                assert_eq!(decode(&theirs).unwrap(), data);
+                assert_eq!(decode(&theirs.to_lowercase()).unwrap(), data);
+                let padded = ::base32::encode(::base32::Alphabet::Rfc4648 { padding: true }, &data);
+                assert_eq!(decode(&padded).unwrap(), data);
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+-- The two seed tables must match shared/seeds exactly: every column (name, type,
+-- nullability, in order), the primary keys and every index definition. Any drift
+-- in the DDL changes this output.
+SELECT c.relname AS table_name, a.attnum, a.attname AS column_name,
+       pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+       CASE WHEN a.attnotnull THEN 'NO' ELSE 'YES' END AS nullable
+  FROM pg_catalog.pg_attribute a
+  JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'auth' AND c.relname IN ('mfa_challenges', 'mfa_amr_claims')
+   AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY c.relname, a.attnum;
+
+-- Primary keys, by constraint name and columns.
+SELECT conrelid::regclass AS table_name, conname, contype,
+       pg_catalog.pg_get_constraintdef(oid) AS definition
+  FROM pg_catalog.pg_constraint
+ WHERE conrelid IN ('auth.mfa_challenges'::regclass, 'auth.mfa_amr_claims'::regclass)
+   AND contype IN ('p', 'u')
+ ORDER BY 1::text, conname;
+
+-- Every index of the seed tables, exactly as pg_indexes shows it.
+SELECT tablename, indexname, indexdef
+  FROM pg_catalog.pg_indexes
+ WHERE schemaname = 'auth' AND tablename IN ('mfa_challenges', 'mfa_amr_claims')
+ ORDER BY tablename, indexname;
+
+-- The factors table and the enums the flow relies on.
+SELECT a.attname AS column_name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+       a.attnotnull AS not_null, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS "default"
+  FROM pg_catalog.pg_attribute a
+  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attrelid = 'auth.mfa_factors'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attnum;
+SELECT t.typname, string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) AS labels
+  FROM pg_catalog.pg_type t JOIN pg_catalog.pg_enum e ON e.enumtypid = t.oid
+ WHERE t.typnamespace = 'auth'::regnamespace
+ GROUP BY t.typname ORDER BY t.typname;
+
+-- pg_dump keeps users' MFA data: every table is an extension configuration table.
+SELECT extconfig::regclass[] AS config_tables FROM pg_catalog.pg_extension WHERE extname = 'mfa_auth';
