@@ -24,13 +24,30 @@ CREATE TABLE auth.mfa_factors (
     secret             text,
     phone              text,
     last_challenged_at timestamptz,
-    CONSTRAINT mfa_factors_pkey PRIMARY KEY (id)
+    -- mfa_auth's own columns: per-factor TOTP parameters (RFC 6238 defaults) ...
+    totp_algorithm     text               NOT NULL DEFAULT 'SHA1',
+    totp_digits        integer            NOT NULL DEFAULT 6,
+    totp_period        integer            NOT NULL DEFAULT 30,
+    -- ... the last accepted TOTP time step (RFC 6238 §5.2: a step is never accepted twice) ...
+    last_totp_step     bigint,
+    -- ... and the failed-attempt counter behind the lockout.
+    failed_attempts    integer            NOT NULL DEFAULT 0,
+    locked_until       timestamptz,
+    CONSTRAINT mfa_factors_pkey PRIMARY KEY (id),
+    CONSTRAINT mfa_factors_totp_algorithm_check CHECK (totp_algorithm IN ('SHA1', 'SHA256', 'SHA512')),
+    CONSTRAINT mfa_factors_totp_digits_check CHECK (totp_digits BETWEEN 6 AND 10),
+    CONSTRAINT mfa_factors_totp_period_check CHECK (totp_period >= 1),
+    CONSTRAINT mfa_factors_failed_attempts_check CHECK (failed_attempts >= 0),
+    CONSTRAINT mfa_factors_secret_check CHECK (factor_type <> 'totp' OR secret IS NOT NULL),
+    CONSTRAINT mfa_factors_phone_check CHECK (factor_type <> 'phone' OR phone IS NOT NULL)
 );
 CREATE INDEX mfa_factors_user_id_idx ON auth.mfa_factors USING btree (user_id);
 -- Supabase Auth: a friendly name is unique per user when it is not blank.
 CREATE UNIQUE INDEX mfa_factors_user_friendly_name_unique
     ON auth.mfa_factors USING btree (friendly_name, user_id)
     WHERE btrim(friendly_name) <> '';
+-- Supabase Auth: one phone factor per number and user.
+CREATE UNIQUE INDEX unique_phone_factor_per_user ON auth.mfa_factors USING btree (user_id, phone);
 COMMENT ON TABLE auth.mfa_factors IS 'mfa_auth: enrolled MFA factors (TOTP, phone, WebAuthn) of each user';
 
 CREATE TABLE auth.mfa_challenges (
@@ -47,6 +64,12 @@ CREATE TABLE auth.mfa_challenges (
         REFERENCES auth.mfa_factors (id) ON DELETE CASCADE
 );
 CREATE INDEX mfa_challenge_created_at_idx ON auth.mfa_challenges USING btree (created_at DESC);
+-- Beside the seed index, not instead of it: verify_factor finds a factor's newest open challenge
+-- newest-first, and unenrolling a factor deletes its challenges (ON DELETE CASCADE). With only
+-- (created_at DESC) the first scans every challenge of every factor created within the expiry
+-- window and the second scans the whole table; with this index both touch only the factor's rows.
+CREATE INDEX mfa_challenges_factor_id_created_at_idx
+    ON auth.mfa_challenges USING btree (factor_id, created_at DESC);
 COMMENT ON TABLE auth.mfa_challenges IS 'mfa_auth: MFA challenges issued for a factor; otp_code holds only a hash';
 
 CREATE TABLE auth.mfa_amr_claims (
@@ -62,14 +85,33 @@ CREATE TABLE auth.mfa_amr_claims (
 );
 COMMENT ON TABLE auth.mfa_amr_claims IS 'mfa_auth: authentication methods (AMR) each session has completed';
 
+-- Which factor each MFA claim was earned with, so that unenrolling a factor removes the
+-- claims it granted (sessions that were aal2 through it drop to aal1). mfa_amr_claims itself
+-- stays exactly as the seed.
+CREATE TABLE auth.mfa_amr_claim_factors (
+    session_id            uuid NOT NULL,
+    authentication_method text NOT NULL,
+    factor_id             uuid NOT NULL,
+    CONSTRAINT mfa_amr_claim_factors_pkey PRIMARY KEY (factor_id, session_id, authentication_method),
+    CONSTRAINT mfa_amr_claim_factors_factor_id_fkey FOREIGN KEY (factor_id)
+        REFERENCES auth.mfa_factors (id) ON DELETE CASCADE,
+    CONSTRAINT mfa_amr_claim_factors_claim_fkey FOREIGN KEY (session_id, authentication_method)
+        REFERENCES auth.mfa_amr_claims (session_id, authentication_method) ON DELETE CASCADE
+);
+CREATE INDEX mfa_amr_claim_factors_claim_idx
+    ON auth.mfa_amr_claim_factors USING btree (session_id, authentication_method);
+COMMENT ON TABLE auth.mfa_amr_claim_factors IS 'mfa_auth: the factor behind each MFA claim';
+
 -- Secrets, code hashes and claims are for the extension's own functions only: PUBLIC gets
 -- nothing on any table (privileges are granted per role by the DBA, or used through
 -- SECURITY DEFINER functions).
 REVOKE ALL ON TABLE auth.mfa_factors FROM PUBLIC;
 REVOKE ALL ON TABLE auth.mfa_challenges FROM PUBLIC;
 REVOKE ALL ON TABLE auth.mfa_amr_claims FROM PUBLIC;
+REVOKE ALL ON TABLE auth.mfa_amr_claim_factors FROM PUBLIC;
 
 -- Users' MFA data is not re-creatable by the extension script: pg_dump must keep it.
 SELECT pg_catalog.pg_extension_config_dump('auth.mfa_factors', '');
 SELECT pg_catalog.pg_extension_config_dump('auth.mfa_challenges', '');
 SELECT pg_catalog.pg_extension_config_dump('auth.mfa_amr_claims', '');
+SELECT pg_catalog.pg_extension_config_dump('auth.mfa_amr_claim_factors', '');

@@ -18,6 +18,36 @@ pub enum MfaError {
     InvalidParameter { arg: &'static str, reason: String },
     /// 22023 / 54000: from the OTP core.
     Otp(OtpError),
+    /// P0002: no such challenge.
+    ChallengeNotFound,
+    /// P0002: no such factor.
+    FactorNotFound,
+    /// P0002: the factor has no unverified, unexpired challenge (or does not exist).
+    NoOpenChallenge,
+    /// 28000: the challenge is older than mfa_auth.challenge_expiry.
+    ChallengeExpired,
+    /// 55000: the challenge was verified already.
+    ChallengeAlreadyVerified,
+    /// 42501: verified from another IP address than the challenge was created from.
+    IpMismatch,
+    /// 53400: too many failed attempts; the factor is locked for mfa_auth.lockout_duration.
+    FactorLocked,
+    /// 55006: a phone challenge was sent less than mfa_auth.phone_resend_interval ago.
+    ResendTooSoon(i32),
+    /// 53400: the user has the maximum number of factors.
+    TooManyFactors,
+    /// 23505: friendly_name or phone already used by another factor of the user.
+    DuplicateFactor(&'static str),
+    /// 0A000: challenges of this factor type are not supported.
+    UnsupportedFactor(String),
+    /// XX000: reading a row this extension's own statement returned failed (a bug).
+    Internal(String),
+}
+
+impl From<pgrx::spi::SpiError> for MfaError {
+    fn from(e: pgrx::spi::SpiError) -> Self {
+        MfaError::Internal(e.to_string())
+    }
 }
 
 impl From<OtpError> for MfaError {
@@ -44,6 +74,17 @@ impl MfaError {
             MfaError::InvalidParameter { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             MfaError::Otp(OtpError::QrTooLong) => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             MfaError::Otp(_) => ERRCODE_INVALID_PARAMETER_VALUE,
+            MfaError::ChallengeNotFound | MfaError::FactorNotFound | MfaError::NoOpenChallenge => {
+                ERRCODE_NO_DATA_FOUND
+            }
+            MfaError::ChallengeExpired => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            MfaError::ChallengeAlreadyVerified => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            MfaError::IpMismatch => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            MfaError::FactorLocked | MfaError::TooManyFactors => ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            MfaError::ResendTooSoon(_) => ERRCODE_OBJECT_IN_USE,
+            MfaError::DuplicateFactor(_) => ERRCODE_UNIQUE_VIOLATION,
+            MfaError::UnsupportedFactor(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
+            MfaError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
 
@@ -52,6 +93,23 @@ impl MfaError {
             MfaError::NullArgument(arg) => format!("{arg} must not be NULL"),
             MfaError::InvalidParameter { arg, reason } => format!("invalid {arg}: {reason}"),
             MfaError::Otp(e) => e.to_string(),
+            MfaError::ChallengeNotFound => "MFA challenge not found".into(),
+            MfaError::FactorNotFound => "MFA factor not found".into(),
+            MfaError::NoOpenChallenge => "no open MFA challenge for this factor".into(),
+            MfaError::ChallengeExpired => "MFA challenge has expired".into(),
+            MfaError::ChallengeAlreadyVerified => "MFA challenge was already verified".into(),
+            MfaError::IpMismatch => "MFA challenge was created from a different IP address".into(),
+            MfaError::FactorLocked => "MFA factor is locked after too many failed attempts".into(),
+            MfaError::ResendTooSoon(secs) => {
+                format!("a phone challenge for this factor was sent less than {secs} seconds ago")
+            }
+            MfaError::TooManyFactors => format!(
+                "a user can enroll at most {} MFA factors",
+                crate::factors::MAX_FACTORS_PER_USER
+            ),
+            MfaError::DuplicateFactor(what) => (*what).into(),
+            MfaError::UnsupportedFactor(t) => format!("challenges of {t} factors are not supported"),
+            MfaError::Internal(e) => format!("mfa_auth internal error: {e}"),
         }
     }
 
@@ -61,6 +119,10 @@ impl MfaError {
                 Some("Secrets are RFC 4648 base32: letters A-Z and digits 2-7; spaces, hyphens and '=' padding are ignored.")
             }
             MfaError::Otp(OtpError::QrTooLong) => Some("A QR code holds at most about 2300 bytes at this error-correction level."),
+            MfaError::ChallengeExpired | MfaError::ChallengeAlreadyVerified | MfaError::NoOpenChallenge => {
+                Some("Create a new challenge with auth.create_challenge().")
+            }
+            MfaError::FactorLocked => Some("Wait for mfa_auth.lockout_duration, then try again."),
             _ => None,
         }
     }

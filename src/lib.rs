@@ -8,13 +8,27 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!();
 
+mod amr;
+mod challenges;
 pub mod error;
+mod factors;
+mod guc;
 pub mod otp;
 mod otp_sql;
+mod spi_util;
 mod sql_types;
 
-// Schema objects first: types, tables, indexes, grants (readable SQL in sql/).
+// Schema objects first: types, tables, indexes (readable SQL in sql/).
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+// SQL-language functions reading the claims.
+extension_sql_file!("../sql/amr.sql", name = "amr", requires = ["schema"]);
+// EXECUTE grants, once every function exists.
+extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::init();
+}
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

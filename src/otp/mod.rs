@@ -8,9 +8,13 @@
 pub mod base32;
 pub mod code_hash;
 pub mod hotp;
+pub mod phone;
 pub mod qr;
 pub mod secret;
 pub mod uri;
+
+#[cfg(test)]
+mod proptests;
 
 pub use hotp::{Algorithm, OtpParams};
 

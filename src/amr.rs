@@ -1,0 +1,42 @@
+//! Authentication Method Reference claims of sessions.
+
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+
+use crate::error::{raise, required, MfaError, OrRaise};
+use crate::spi_util::{run, Stmt};
+
+/// The method names Supabase Auth records (and `sso/saml`'s spelling of SSO).
+pub const KNOWN_METHODS: &[&str] = &[
+    "password", "otp", "oauth", "totp", "recovery", "invite", "sso/saml", "magiclink",
+    "email/signup", "email_change", "token_refresh", "anonymous", "web3", "mfa/phone",
+    "mfa/webauthn",
+];
+
+const UPSERT_CLAIM: Stmt = Stmt {
+    sql: "INSERT INTO auth.mfa_amr_claims AS a (session_id, authentication_method, created_at, updated_at)
+          VALUES ($1, $2, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp())
+          ON CONFLICT ON CONSTRAINT mfa_amr_claims_session_id_authentication_method_pkey
+          DO UPDATE SET updated_at = excluded.updated_at
+          RETURNING a.id",
+    args: &[pg_sys::UUIDOID, pg_sys::TEXTOID],
+};
+
+/// Records that a session completed an authentication method: a new claim, or the
+/// existing one's `updated_at` moved to now. Returns the claim id.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn record_amr(session_id: Option<pgrx::Uuid>, authentication_method: Option<&str>) -> pgrx::Uuid {
+    let session_id = required(session_id, "session_id");
+    let method = required(authentication_method, "authentication_method");
+    if !KNOWN_METHODS.contains(&method) {
+        raise(MfaError::invalid(
+            "authentication_method",
+            format!("unknown method; known methods are {}", KNOWN_METHODS.join(", ")),
+        ));
+    }
+    Spi::connect_mut(|client| {
+        let args: [DatumWithOid; 2] = [session_id.into(), method.into()];
+        run(client, &UPSERT_CLAIM, &args).first().get::<pgrx::Uuid>(1).or_raise().expect("RETURNING id")
+    })
+}

@@ -1,0 +1,331 @@
+//! Challenges: create, verify (by challenge or by factor), clean up.
+//!
+//! Verification is two statements inside one SQL call: one that locks the factor and
+//! the challenge rows and reads everything the decision needs (`FOR UPDATE OF f, c`:
+//! concurrent verifications of one factor queue here, and each then sees the rows as
+//! the previous one left them), and one that writes the outcome. A wrong code returns
+//! false after counting the failure, so the count is committed with the caller's
+//! transaction instead of being rolled back by an error.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+use crate::error::{raise, required, MfaError, OrRaise};
+use crate::guc;
+use crate::otp::code_hash::{hash_code, verify_code_hash};
+use crate::otp::hotp::{normalize_code, verify_totp};
+use crate::otp::{base32, secret, Algorithm, OtpParams};
+use crate::spi_util::{run, Stmt};
+
+/// Digits of an SMS code.
+pub const PHONE_CODE_DIGITS: u32 = 6;
+
+const LOCK_FACTOR: Stmt = Stmt {
+    sql: "SELECT factor_type::text,
+                 locked_until > pg_catalog.clock_timestamp(),
+                 last_challenged_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2)
+            FROM auth.mfa_factors WHERE id = $1 FOR UPDATE",
+    args: &[pg_sys::UUIDOID, pg_sys::INT4OID],
+};
+
+const INSERT_CHALLENGE: Stmt = Stmt {
+    sql: "WITH c AS (
+              INSERT INTO auth.mfa_challenges (factor_id, created_at, ip_address, otp_code)
+              VALUES ($1, pg_catalog.clock_timestamp(), $2, $3)
+              RETURNING id, created_at
+          ), f AS (
+              UPDATE auth.mfa_factors SET last_challenged_at = (SELECT created_at FROM c) WHERE id = $1
+          )
+          SELECT id, created_at + pg_catalog.make_interval(secs => $4) FROM c",
+    args: &[pg_sys::UUIDOID, pg_sys::INETOID, pg_sys::TEXTOID, pg_sys::INT4OID],
+};
+
+/// Everything a verification decides on, with both rows locked. `$2` is the
+/// challenge expiry in seconds, `$3` the caller's IP address (or NULL).
+macro_rules! verify_lookup {
+    ($where:literal) => {
+        concat!(
+            "SELECT c.id, f.id, f.factor_type::text, f.secret, f.totp_algorithm, f.totp_digits,
+                    f.totp_period, f.last_totp_step,
+                    f.locked_until > pg_catalog.clock_timestamp(),
+                    c.verified_at IS NOT NULL,
+                    c.created_at <= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2),
+                    ($3::inet IS NOT NULL AND c.ip_address IS DISTINCT FROM $3::inet),
+                    c.otp_code
+               FROM auth.mfa_factors f JOIN auth.mfa_challenges c ON c.factor_id = f.id ",
+            $where,
+            " FOR UPDATE OF f, c"
+        )
+    };
+}
+
+/// By challenge id (primary key).
+pub const LOOKUP_CHALLENGE: Stmt = Stmt {
+    sql: verify_lookup!("WHERE c.id = $1"),
+    args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INETOID],
+};
+
+/// By factor id: its newest open (unverified, unexpired) challenge, found
+/// newest-first on (factor_id, created_at DESC).
+pub const LOOKUP_FACTOR: Stmt = Stmt {
+    sql: verify_lookup!(
+        "WHERE c.id = (SELECT o.id FROM auth.mfa_challenges o
+                        WHERE o.factor_id = $1 AND o.verified_at IS NULL
+                          AND o.created_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2)
+                        ORDER BY o.created_at DESC LIMIT 1)"
+    ),
+    args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INETOID],
+};
+
+/// Success: the challenge is verified, the factor verified (with the accepted TOTP
+/// step and a clean failure count), and when a session is given its AMR claim is
+/// recorded (upsert) together with the factor behind it.
+const SUCCEED: Stmt = Stmt {
+    sql: "WITH c AS (
+              UPDATE auth.mfa_challenges SET verified_at = pg_catalog.clock_timestamp()
+               WHERE id = $1 RETURNING verified_at
+          ), f AS (
+              UPDATE auth.mfa_factors
+                 SET status = 'verified', last_totp_step = COALESCE($3, last_totp_step),
+                     failed_attempts = 0, locked_until = NULL, updated_at = (SELECT verified_at FROM c)
+               WHERE id = $2
+          ), claim AS (
+              INSERT INTO auth.mfa_amr_claims AS a (session_id, authentication_method, created_at, updated_at)
+              SELECT $4, $5, verified_at, verified_at FROM c WHERE $4 IS NOT NULL
+              ON CONFLICT ON CONSTRAINT mfa_amr_claims_session_id_authentication_method_pkey
+              DO UPDATE SET updated_at = excluded.updated_at
+              RETURNING a.session_id
+          )
+          INSERT INTO auth.mfa_amr_claim_factors (session_id, authentication_method, factor_id)
+          SELECT session_id, $5, $2 FROM claim
+          ON CONFLICT DO NOTHING",
+    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID, pg_sys::INT8OID, pg_sys::UUIDOID, pg_sys::TEXTOID],
+};
+
+/// Failure: one more failed attempt; the factor locks when it reaches `$2`. A lock
+/// that has run out (locked_until in the past) starts a fresh count.
+const FAIL: Stmt = Stmt {
+    sql: "UPDATE auth.mfa_factors
+             SET failed_attempts = CASE WHEN locked_until IS NULL THEN failed_attempts + 1 ELSE 1 END,
+                 locked_until = CASE WHEN (CASE WHEN locked_until IS NULL THEN failed_attempts + 1 ELSE 1 END) >= $2
+                                     THEN pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3) END,
+                 updated_at = pg_catalog.clock_timestamp()
+           WHERE id = $1",
+    args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INT4OID],
+};
+
+/// One batch of old challenges, oldest first on mfa_challenge_created_at_idx,
+/// skipping rows a verification holds.
+pub const CLEANUP_BATCH: Stmt = Stmt {
+    sql: "DELETE FROM auth.mfa_challenges
+           WHERE id = ANY (ARRAY(
+                 SELECT id FROM auth.mfa_challenges
+                  WHERE created_at < pg_catalog.clock_timestamp() - $1
+                  ORDER BY created_at
+                  LIMIT $2
+                    FOR UPDATE SKIP LOCKED))",
+    args: &[pg_sys::INTERVALOID, pg_sys::INT4OID],
+};
+
+/// Creates a challenge for a factor. For a phone factor it also makes the SMS
+/// code, stores only its salted hash and returns the code (once).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_challenge(
+    factor_id: Option<pgrx::Uuid>,
+    ip_address: Option<pgrx::Inet>,
+) -> TableIterator<
+    'static,
+    (name!(challenge_id, pgrx::Uuid), name!(expires_at, TimestampWithTimeZone), name!(code, Option<String>)),
+> {
+    let factor_id = required(factor_id, "factor_id");
+    let ip_address = required(ip_address, "ip_address");
+    let row = Spi::connect_mut(|client| {
+        let f = run(client, &LOCK_FACTOR, &[factor_id.into(), guc::PHONE_RESEND_INTERVAL.get().into()]);
+        if f.is_empty() {
+            raise(MfaError::FactorNotFound);
+        }
+        let f = f.first();
+        let factor_type: String = f.get(1).or_raise().unwrap_or_default();
+        if f.get::<bool>(2).or_raise().unwrap_or(false) {
+            raise(MfaError::FactorLocked);
+        }
+        let code = match factor_type.as_str() {
+            "totp" => None,
+            "phone" => {
+                if f.get::<bool>(3).or_raise().unwrap_or(false) {
+                    raise(MfaError::ResendTooSoon(guc::PHONE_RESEND_INTERVAL.get()));
+                }
+                Some(secret::random_digits(PHONE_CODE_DIGITS).or_raise())
+            }
+            other => raise(MfaError::UnsupportedFactor(other.to_owned())),
+        };
+        let stored = code.as_deref().map(|c| hash_code(c).or_raise());
+        let c = run(
+            client,
+            &INSERT_CHALLENGE,
+            &[factor_id.into(), ip_address.into(), stored.into(), guc::CHALLENGE_EXPIRY.get().into()],
+        );
+        let c = c.first();
+        let id: pgrx::Uuid = c.get(1).or_raise().expect("RETURNING id");
+        let expires: TimestampWithTimeZone = c.get(2).or_raise().expect("RETURNING expires_at");
+        (id, expires, code)
+    });
+    TableIterator::once(row)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Whether `code` is right for the locked factor/challenge row, and the TOTP step it matched.
+fn check_code(row: &pgrx::spi::SpiTupleTable<'_>, factor_type: &str, code: &str) -> (bool, Option<i64>) {
+    match factor_type {
+        "totp" => {
+            let Some(secret) = row.get::<String>(4).or_raise() else { return (false, None) };
+            let algorithm = Algorithm::parse(&row.get::<String>(5).or_raise().unwrap_or_default()).or_raise();
+            let digits = row.get::<i32>(6).or_raise().unwrap_or(6);
+            let period = row.get::<i32>(7).or_raise().unwrap_or(30);
+            let last_step = row.get::<i64>(8).or_raise();
+            let key = base32::decode(&secret).or_raise();
+            let params = OtpParams::new(algorithm, i64::from(digits), i64::from(period)).or_raise();
+            let window = u32::try_from(guc::TOTP_WINDOW.get()).unwrap_or(1);
+            match verify_totp(&key, code, unix_now(), window, &params).or_raise() {
+                // RFC 6238 §5.2: a step at or before the last accepted one is a replay.
+                Some(step) => {
+                    let step = i64::try_from(step).unwrap_or(i64::MAX);
+                    match last_step {
+                        Some(last) if step <= last => (false, None),
+                        _ => (true, Some(step)),
+                    }
+                }
+                None => (false, None),
+            }
+        }
+        "phone" => {
+            let stored = row.get::<String>(13).or_raise();
+            let ok = match (stored, normalize_code(code, PHONE_CODE_DIGITS)) {
+                (Some(stored), Some(given)) => verify_code_hash(&stored, given.as_str()),
+                _ => false,
+            };
+            (ok, None)
+        }
+        other => raise(MfaError::UnsupportedFactor(other.to_owned())),
+    }
+}
+
+/// The authentication method an MFA factor type earns.
+fn amr_method(factor_type: &str) -> &'static str {
+    match factor_type {
+        "phone" => "mfa/phone",
+        "webauthn" => "mfa/webauthn",
+        _ => "totp",
+    }
+}
+
+/// Shared by verify_challenge and verify_factor: `lookup` finds and locks the rows.
+pub fn verify(
+    client: &mut SpiClient<'_>,
+    lookup: &Stmt,
+    key: pgrx::Uuid,
+    code: &str,
+    ip_address: Option<pgrx::Inet>,
+    session_id: Option<pgrx::Uuid>,
+) -> bool {
+    let row = run(client, lookup, &[key.into(), guc::CHALLENGE_EXPIRY.get().into(), ip_address.into()]);
+    if row.is_empty() {
+        raise(if std::ptr::eq(lookup, &LOOKUP_FACTOR) { MfaError::NoOpenChallenge } else { MfaError::ChallengeNotFound });
+    }
+    let row = row.first();
+    let flag = |n: usize| row.get::<bool>(n).or_raise().unwrap_or(false);
+    // Order matters: a locked factor refuses everything; then the challenge's own state.
+    if flag(9) {
+        raise(MfaError::FactorLocked);
+    }
+    if flag(10) {
+        raise(MfaError::ChallengeAlreadyVerified);
+    }
+    if flag(11) {
+        raise(MfaError::ChallengeExpired);
+    }
+    if flag(12) {
+        raise(MfaError::IpMismatch);
+    }
+    let challenge_id: pgrx::Uuid = row.get(1).or_raise().expect("c.id");
+    let factor_id: pgrx::Uuid = row.get(2).or_raise().expect("f.id");
+    let factor_type: String = row.get(3).or_raise().unwrap_or_default();
+    let (ok, step) = check_code(&row, &factor_type, code);
+    if ok {
+        let args: [DatumWithOid; 5] =
+            [challenge_id.into(), factor_id.into(), step.into(), session_id.into(), amr_method(&factor_type).into()];
+        run(client, &SUCCEED, &args);
+    } else {
+        run(
+            client,
+            &FAIL,
+            &[factor_id.into(), guc::MAX_FAILED_ATTEMPTS.get().into(), guc::LOCKOUT_DURATION.get().into()],
+        );
+    }
+    ok
+}
+
+/// Verifies `code` against a challenge. True: verified (and the session's AMR claim
+/// recorded when `session_id` is given). False: wrong code, counted.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn verify_challenge(
+    challenge_id: Option<pgrx::Uuid>,
+    code: Option<&str>,
+    ip_address: default!(Option<pgrx::Inet>, "NULL"),
+    session_id: default!(Option<pgrx::Uuid>, "NULL"),
+) -> bool {
+    let challenge_id = required(challenge_id, "challenge_id");
+    let code = required(code, "code");
+    Spi::connect_mut(|client| verify(client, &LOOKUP_CHALLENGE, challenge_id, code, ip_address, session_id))
+}
+
+/// Verifies `code` against the factor's newest open challenge.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn verify_factor(
+    factor_id: Option<pgrx::Uuid>,
+    code: Option<&str>,
+    ip_address: default!(Option<pgrx::Inet>, "NULL"),
+    session_id: default!(Option<pgrx::Uuid>, "NULL"),
+) -> bool {
+    let factor_id = required(factor_id, "factor_id");
+    let code = required(code, "code");
+    Spi::connect_mut(|client| verify(client, &LOOKUP_FACTOR, factor_id, code, ip_address, session_id))
+}
+
+/// Deletes challenges created more than `older_than` ago, `batch_size` rows per
+/// statement, skipping rows a concurrent verification holds. Returns how many.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn cleanup_challenges(
+    older_than: default!(Option<Interval>, "'24 hours'"),
+    batch_size: default!(Option<i32>, 1000),
+) -> i64 {
+    let older_than = required(older_than, "older_than");
+    let batch_size = required(batch_size, "batch_size");
+    if older_than.as_micros() < 0 {
+        raise(MfaError::invalid("older_than", "must not be negative"));
+    }
+    if batch_size < 1 {
+        raise(MfaError::invalid("batch_size", format!("must be at least 1, got {batch_size}")));
+    }
+    Spi::connect_mut(|client| {
+        let mut total = 0i64;
+        loop {
+            let args: [DatumWithOid; 2] = [older_than.into(), batch_size.into()];
+            let n = run(client, &CLEANUP_BATCH, &args).len() as i64;
+            total += n;
+            if n < i64::from(batch_size) {
+                break total;
+            }
+        }
+    })
+}

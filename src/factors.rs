@@ -1,0 +1,143 @@
+//! Enrolling and removing factors.
+
+use pgrx::prelude::*;
+use pgrx::datum::DatumWithOid;
+
+use crate::error::{raise, required, MfaError, OrRaise};
+use crate::otp::{phone::is_e164, qr, secret, uri, OtpParams};
+use crate::spi_util::{run, Stmt};
+
+/// Supabase Auth's limit.
+pub const MAX_FACTORS_PER_USER: i64 = 10;
+
+/// Serialises enrollments of one user (the factor limit and name uniqueness are
+/// checked, then inserted) and reports what the checks need.
+const USER_FACTORS: Stmt = Stmt {
+    sql: "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('mfa_auth.enroll:' || $1::text, 0)),
+                 (SELECT pg_catalog.count(*) FROM auth.mfa_factors WHERE user_id = $1),
+                 EXISTS (SELECT 1 FROM auth.mfa_factors WHERE user_id = $1
+                          AND pg_catalog.btrim($2) <> '' AND friendly_name = $2),
+                 EXISTS (SELECT 1 FROM auth.mfa_factors WHERE user_id = $1 AND phone = $3)",
+    args: &[pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::TEXTOID],
+};
+
+const INSERT_FACTOR: Stmt = Stmt {
+    sql: "INSERT INTO auth.mfa_factors (user_id, friendly_name, factor_type, secret, phone)
+          VALUES ($1, $2, $3::auth.factor_type, $4, $5) RETURNING id",
+    args: &[pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID],
+};
+
+/// Deletes a factor (its challenges and claim links cascade) and the MFA claims
+/// that no other factor backs, so sessions that were aal2 through it lose aal2.
+const UNENROLL: Stmt = Stmt {
+    sql: "WITH granted AS (
+              SELECT session_id, authentication_method FROM auth.mfa_amr_claim_factors WHERE factor_id = $1
+          ), orphaned AS (
+              SELECT g.session_id, g.authentication_method FROM granted g
+               WHERE NOT EXISTS (SELECT 1 FROM auth.mfa_amr_claim_factors l
+                                  WHERE l.session_id = g.session_id
+                                    AND l.authentication_method = g.authentication_method
+                                    AND l.factor_id <> $1)
+          ), dropped_claims AS (
+              DELETE FROM auth.mfa_amr_claims a USING orphaned o
+               WHERE a.session_id = o.session_id AND a.authentication_method = o.authentication_method
+          )
+          DELETE FROM auth.mfa_factors WHERE id = $1 RETURNING id",
+    args: &[pg_sys::UUIDOID],
+};
+
+fn non_blank(s: Option<&str>) -> Option<&str> {
+    s.filter(|v| !v.trim().is_empty())
+}
+
+/// Checks the per-user limits under a per-user lock, then inserts the factor.
+fn insert_factor(
+    user_id: pgrx::Uuid,
+    friendly_name: Option<&str>,
+    factor_type: &str,
+    secret: Option<&str>,
+    phone: Option<&str>,
+) -> pgrx::Uuid {
+    Spi::connect_mut(|client| {
+        let row = run(
+            client,
+            &USER_FACTORS,
+            &[user_id.into(), friendly_name.into(), phone.into()],
+        );
+        let row = row.first();
+        let count: i64 = row.get(2).or_raise().unwrap_or(0);
+        let name_taken: bool = row.get(3).or_raise().unwrap_or(false);
+        let phone_taken: bool = row.get(4).or_raise().unwrap_or(false);
+        if count >= MAX_FACTORS_PER_USER {
+            raise(MfaError::TooManyFactors);
+        }
+        if name_taken {
+            raise(MfaError::DuplicateFactor("a factor with this friendly_name already exists for this user"));
+        }
+        if phone_taken {
+            raise(MfaError::DuplicateFactor("a phone factor with this number already exists for this user"));
+        }
+        let id = run(
+            client,
+            &INSERT_FACTOR,
+            &[user_id.into(), friendly_name.into(), factor_type.into(), secret.into(), phone.into()],
+        );
+        id.first().get::<pgrx::Uuid>(1).or_raise().expect("INSERT ... RETURNING id")
+    })
+}
+
+/// Enrolls a new, unverified TOTP factor with a fresh 20-byte secret. Returns the
+/// secret once, with its otpauth URI and a QR code of it that draws in psql.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn enroll_totp(
+    user_id: Option<pgrx::Uuid>,
+    friendly_name: default!(Option<&str>, "NULL"),
+    issuer: default!(Option<&str>, "NULL"),
+    account_name: default!(Option<&str>, "NULL"),
+) -> TableIterator<
+    'static,
+    (name!(factor_id, pgrx::Uuid), name!(secret, String), name!(uri, String), name!(qr, String)),
+> {
+    let user_id = required(user_id, "user_id");
+    let issuer = non_blank(issuer);
+    let user_text = user_id.to_string();
+    let account = non_blank(account_name).or(non_blank(friendly_name)).unwrap_or(&user_text);
+    let params = OtpParams::default();
+    let secret = secret::generate(secret::DEFAULT_SECRET_BYTES as i64).or_raise();
+    // Build the URI before inserting: a bad issuer/account fails with no row written.
+    let uri = uri::build_totp(&secret, account, issuer, params.algorithm, params.digits, params.period).or_raise();
+    let qr = qr::to_text(&uri, false).or_raise();
+    let id = insert_factor(user_id, friendly_name, "totp", Some(&secret), None);
+    TableIterator::once((id, secret, uri, qr))
+}
+
+/// Enrolls a new, unverified phone factor for an E.164 number.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn enroll_phone(
+    user_id: Option<pgrx::Uuid>,
+    phone: Option<&str>,
+    friendly_name: default!(Option<&str>, "NULL"),
+) -> pgrx::Uuid {
+    let user_id = required(user_id, "user_id");
+    let phone = required(phone, "phone");
+    if !is_e164(phone) {
+        raise(MfaError::invalid("phone", "must be an E.164 number: '+', country code and number, 15 digits at most"));
+    }
+    insert_factor(user_id, friendly_name, "phone", None, Some(phone))
+}
+
+/// Deletes a factor, its challenges, and the MFA claims it granted.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn unenroll_factor(factor_id: Option<pgrx::Uuid>) {
+    let factor_id = required(factor_id, "factor_id");
+    let deleted = Spi::connect_mut(|client| {
+        let args: [DatumWithOid; 1] = [factor_id.into()];
+        run(client, &UNENROLL, &args).len()
+    });
+    if deleted == 0 {
+        raise(MfaError::FactorNotFound);
+    }
+}
