@@ -47,7 +47,7 @@ mod tests {
     #[pg_test]
     fn defaults_fill_ids_and_times() {
         Spi::run(
-            "INSERT INTO auth.mfa_factors (user_id, factor_type) VALUES (gen_random_uuid(), 'totp');
+            "INSERT INTO auth.mfa_factors (user_id, factor_type, secret) VALUES (gen_random_uuid(), 'totp', 'JBSWY3DP');
              INSERT INTO auth.mfa_challenges (factor_id, ip_address)
                SELECT id, '127.0.0.1' FROM auth.mfa_factors;
              INSERT INTO auth.mfa_amr_claims (session_id, authentication_method)
@@ -76,8 +76,8 @@ mod tests {
     #[pg_test]
     fn deleting_a_factor_removes_its_challenges() {
         Spi::run(
-            "INSERT INTO auth.mfa_factors (id, user_id, factor_type)
-               VALUES ('00000000-0000-0000-0000-0000000000f1', gen_random_uuid(), 'totp');
+            "INSERT INTO auth.mfa_factors (id, user_id, factor_type, secret)
+               VALUES ('00000000-0000-0000-0000-0000000000f1', gen_random_uuid(), 'totp', 'JBSWY3DP');
              INSERT INTO auth.mfa_challenges (factor_id, ip_address)
                VALUES ('00000000-0000-0000-0000-0000000000f1', '::1');
              DELETE FROM auth.mfa_factors WHERE id = '00000000-0000-0000-0000-0000000000f1';",

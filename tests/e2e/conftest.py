@@ -36,6 +36,29 @@ def admin(database):
         yield c
 
 
+SERVICE_FUNCTIONS = [
+    "auth.enroll_totp(uuid, text, text, text)",
+    "auth.enroll_phone(uuid, text, text)",
+    "auth.unenroll_factor(uuid)",
+    "auth.create_challenge(uuid, inet)",
+    "auth.verify_challenge(uuid, text, inet, uuid)",
+    "auth.verify_factor(uuid, text, inet, uuid)",
+    "auth.cleanup_challenges(interval, integer)",
+    "auth.record_amr(uuid, text)",
+    "auth.session_amr(uuid)",
+    "auth.session_aal(uuid)",
+]
+
+
+@pytest.fixture
+def service_role(plain_role):
+    """A non-superuser role granted EXECUTE on the service functions, as a DBA would."""
+    with connect() as c:
+        for f in SERVICE_FUNCTIONS:
+            c.execute(f"GRANT EXECUTE ON FUNCTION {f} TO {plain_role}")
+    yield plain_role
+
+
 @pytest.fixture
 def plain_role(database):
     """A fresh LOGIN role with no privileges beyond PUBLIC's; dropped afterwards."""

@@ -19,7 +19,8 @@ SELECT conrelid::regclass AS table_name, conname, contype,
    AND contype IN ('p', 'u')
  ORDER BY 1::text, conname;
 
--- Every index of the seed tables, exactly as pg_indexes shows it.
+-- Every index of the seed tables, exactly as pg_indexes shows it: the four of the seeds, and
+-- mfa_challenges_factor_id_created_at_idx added beside them (see sql/schema.sql for why).
 SELECT tablename, indexname, indexdef
   FROM pg_catalog.pg_indexes
  WHERE schemaname = 'auth' AND tablename IN ('mfa_challenges', 'mfa_amr_claims')
