@@ -11,3 +11,16 @@ SELECT auth.qr_text(:'uri') AS qr;
 SELECT auth.totp_generate(:'secret') AS code \gset
 SELECT :'code' AS code, auth.totp_verify(:'secret', :'code') AS matched_step,
        auth.totp_verify(:'secret', '000000') AS wrong_code;
+\echo '--- the MFA flow: enroll a TOTP factor (scan the QR with an authenticator app) ...'
+SELECT factor_id, secret, uri, qr FROM auth.enroll_totp(gen_random_uuid(), 'phone app', 'mfa_auth demo', 'alice@example.com') \gset
+SELECT :'factor_id' AS factor_id, :'uri' AS uri;
+SELECT :'qr' AS qr;
+\echo '--- ... challenge it, and verify the code the app shows (here: computed from the secret)'
+SELECT challenge_id, expires_at FROM auth.create_challenge(:'factor_id', '127.0.0.1') \gset
+SELECT gen_random_uuid() AS session_id \gset
+SELECT auth.totp_generate(:'secret') AS code \gset
+SELECT auth.verify_challenge(:'challenge_id', '000000') AS wrong_code_is_false;
+SELECT auth.verify_challenge(:'challenge_id', :'code', '127.0.0.1', :'session_id') AS right_code_is_true;
+SELECT auth.session_aal(:'session_id') AS aal, auth.session_amr(:'session_id') AS amr;
+SELECT challenge_id AS second_challenge FROM auth.create_challenge(:'factor_id', '127.0.0.1') \gset
+SELECT auth.verify_challenge(:'second_challenge', :'code') AS same_code_again_is_refused;
