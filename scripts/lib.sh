@@ -44,7 +44,9 @@ start_cluster() {
   if as_cluster_user "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     as_cluster_user "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
   fi
-  as_cluster_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$opts" start >/dev/null \
+  # Without RUST_BACKTRACE: the server behaves as in production (no Rust backtraces in errors).
+  as_cluster_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
+    "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$opts" start >/dev/null \
     || { tail -n 30 "$dir/server.log" >&2; die "could not start the cluster in $dir"; }
 }
 

@@ -16,5 +16,9 @@ REVOKE EXECUTE ON FUNCTION
     auth.session_amr(uuid),
     auth.session_aal(uuid)
 FROM PUBLIC;
+-- Self-service functions (enroll_my_totp, mfa_verify, my_factors, unenroll_my_factor) and
+-- the session functions (uid, session_id, aal, amr, mfa_verified_within, role_user_id) are
+-- for every role: they act only on the caller's own user and session, and keep PUBLIC's
+-- default EXECUTE.
 -- The stateless OTP functions (totp_generate, totp_verify, hotp_generate, generate_secret,
 -- otpauth_uri, otpauth_parse, qr_text, qr_svg) touch no table and keep PUBLIC's default EXECUTE.

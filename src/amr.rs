@@ -35,8 +35,10 @@ fn record_amr(session_id: Option<pgrx::Uuid>, authentication_method: Option<&str
             format!("unknown method; known methods are {}", KNOWN_METHODS.join(", ")),
         ));
     }
-    Spi::connect_mut(|client| {
+    let id = Spi::connect_mut(|client| {
         let args: [DatumWithOid; 2] = [session_id.into(), method.into()];
         run(client, &UPSERT_CLAIM, &args).first().get::<pgrx::Uuid>(1).or_raise().expect("RETURNING id")
-    })
+    });
+    crate::session::claims_changed();
+    id
 }

@@ -34,7 +34,7 @@ const LOCK_FACTOR: Stmt = Stmt {
 const INSERT_CHALLENGE: Stmt = Stmt {
     sql: "WITH c AS (
               INSERT INTO auth.mfa_challenges (factor_id, created_at, ip_address, otp_code)
-              VALUES ($1, pg_catalog.clock_timestamp(), $2, $3)
+              VALUES ($1, pg_catalog.clock_timestamp(), COALESCE($2, pg_catalog.inet_client_addr(), '::1'::inet), $3)
               RETURNING id, created_at
           ), f AS (
               UPDATE auth.mfa_factors SET last_challenged_at = (SELECT created_at FROM c) WHERE id = $1
@@ -130,6 +130,44 @@ pub const CLEANUP_BATCH: Stmt = Stmt {
     args: &[pg_sys::INTERVALOID, pg_sys::INT4OID],
 };
 
+/// Creates a challenge (see create_challenge). `ip_address` NULL: the client's address,
+/// or ::1 for a Unix-socket connection.
+pub fn create(
+    client: &mut SpiClient<'_>,
+    factor_id: pgrx::Uuid,
+    ip_address: Option<pgrx::Inet>,
+) -> (pgrx::Uuid, TimestampWithTimeZone, Option<String>) {
+    let f = run(client, &LOCK_FACTOR, &[factor_id.into(), guc::PHONE_RESEND_INTERVAL.get().into()]);
+    if f.is_empty() {
+        raise(MfaError::FactorNotFound);
+    }
+    let f = f.first();
+    let factor_type: String = f.get(1).or_raise().unwrap_or_default();
+    if f.get::<bool>(2).or_raise().unwrap_or(false) {
+        raise(MfaError::FactorLocked);
+    }
+    let code = match factor_type.as_str() {
+        "totp" => None,
+        "phone" => {
+            if f.get::<bool>(3).or_raise().unwrap_or(false) {
+                raise(MfaError::ResendTooSoon(guc::PHONE_RESEND_INTERVAL.get()));
+            }
+            Some(secret::random_digits(PHONE_CODE_DIGITS).or_raise())
+        }
+        other => raise(MfaError::UnsupportedFactor(other.to_owned())),
+    };
+    let stored = code.as_deref().map(|c| hash_code(c).or_raise());
+    let c = run(
+        client,
+        &INSERT_CHALLENGE,
+        &[factor_id.into(), ip_address.into(), stored.into(), guc::CHALLENGE_EXPIRY.get().into()],
+    );
+    let c = c.first();
+    let id: pgrx::Uuid = c.get(1).or_raise().expect("RETURNING id");
+    let expires: TimestampWithTimeZone = c.get(2).or_raise().expect("RETURNING expires_at");
+    (id, expires, code)
+}
+
 /// Creates a challenge for a factor. For a phone factor it also makes the SMS
 /// code, stores only its salted hash and returns the code (once).
 #[pg_extern(volatile, security_definer)]
@@ -143,37 +181,7 @@ fn create_challenge(
 > {
     let factor_id = required(factor_id, "factor_id");
     let ip_address = required(ip_address, "ip_address");
-    let row = Spi::connect_mut(|client| {
-        let f = run(client, &LOCK_FACTOR, &[factor_id.into(), guc::PHONE_RESEND_INTERVAL.get().into()]);
-        if f.is_empty() {
-            raise(MfaError::FactorNotFound);
-        }
-        let f = f.first();
-        let factor_type: String = f.get(1).or_raise().unwrap_or_default();
-        if f.get::<bool>(2).or_raise().unwrap_or(false) {
-            raise(MfaError::FactorLocked);
-        }
-        let code = match factor_type.as_str() {
-            "totp" => None,
-            "phone" => {
-                if f.get::<bool>(3).or_raise().unwrap_or(false) {
-                    raise(MfaError::ResendTooSoon(guc::PHONE_RESEND_INTERVAL.get()));
-                }
-                Some(secret::random_digits(PHONE_CODE_DIGITS).or_raise())
-            }
-            other => raise(MfaError::UnsupportedFactor(other.to_owned())),
-        };
-        let stored = code.as_deref().map(|c| hash_code(c).or_raise());
-        let c = run(
-            client,
-            &INSERT_CHALLENGE,
-            &[factor_id.into(), ip_address.into(), stored.into(), guc::CHALLENGE_EXPIRY.get().into()],
-        );
-        let c = c.first();
-        let id: pgrx::Uuid = c.get(1).or_raise().expect("RETURNING id");
-        let expires: TimestampWithTimeZone = c.get(2).or_raise().expect("RETURNING expires_at");
-        (id, expires, code)
-    });
+    let row = Spi::connect_mut(|client| create(client, factor_id, Some(ip_address)));
     TableIterator::once(row)
 }
 
@@ -264,6 +272,7 @@ pub fn verify(
         let args: [DatumWithOid; 5] =
             [challenge_id.into(), factor_id.into(), step.into(), session_id.into(), amr_method(&factor_type).into()];
         run(client, &SUCCEED, &args);
+        crate::session::claims_changed();
     } else {
         run(
             client,

@@ -40,6 +40,12 @@ pub enum MfaError {
     DuplicateFactor(&'static str),
     /// 0A000: challenges of this factor type are not supported.
     UnsupportedFactor(String),
+    /// 28000: no current user (a gateway role without a `sub` claim).
+    NoAuthenticatedUser,
+    /// P0002: the current user has no TOTP factor (or not the one given).
+    NoFactor,
+    /// 21000: the current user has several TOTP factors and none was named.
+    SeveralFactors,
     /// XX000: reading a row this extension's own statement returned failed (a bug).
     Internal(String),
 }
@@ -85,6 +91,9 @@ impl MfaError {
             MfaError::DuplicateFactor(_) => ERRCODE_UNIQUE_VIOLATION,
             MfaError::UnsupportedFactor(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             MfaError::Internal(_) => ERRCODE_INTERNAL_ERROR,
+            MfaError::NoAuthenticatedUser => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            MfaError::NoFactor => ERRCODE_NO_DATA_FOUND,
+            MfaError::SeveralFactors => ERRCODE_CARDINALITY_VIOLATION,
         }
     }
 
@@ -110,6 +119,9 @@ impl MfaError {
             MfaError::DuplicateFactor(what) => (*what).into(),
             MfaError::UnsupportedFactor(t) => format!("challenges of {t} factors are not supported"),
             MfaError::Internal(e) => format!("mfa_auth internal error: {e}"),
+            MfaError::NoAuthenticatedUser => "no authenticated user for this session".into(),
+            MfaError::NoFactor => "no TOTP factor enrolled for the current user".into(),
+            MfaError::SeveralFactors => "the current user has several TOTP factors: pass factor_id".into(),
         }
     }
 
@@ -123,6 +135,8 @@ impl MfaError {
                 Some("Create a new challenge with auth.create_challenge().")
             }
             MfaError::FactorLocked => Some("Wait for mfa_auth.lockout_duration, then try again."),
+            MfaError::NoFactor => Some("Enroll one with auth.enroll_my_totp()."),
+            MfaError::NoAuthenticatedUser => Some("In gateway mode request.jwt.claims must carry a UUID \"sub\"."),
             _ => None,
         }
     }

@@ -29,7 +29,7 @@ const INSERT_FACTOR: Stmt = Stmt {
 
 /// Deletes a factor (its challenges and claim links cascade) and the MFA claims
 /// that no other factor backs, so sessions that were aal2 through it lose aal2.
-const UNENROLL: Stmt = Stmt {
+pub const UNENROLL: Stmt = Stmt {
     sql: "WITH granted AS (
               SELECT session_id, authentication_method FROM auth.mfa_amr_claim_factors WHERE factor_id = $1
           ), orphaned AS (
@@ -46,12 +46,12 @@ const UNENROLL: Stmt = Stmt {
     args: &[pg_sys::UUIDOID],
 };
 
-fn non_blank(s: Option<&str>) -> Option<&str> {
+pub fn non_blank(s: Option<&str>) -> Option<&str> {
     s.filter(|v| !v.trim().is_empty())
 }
 
 /// Checks the per-user limits under a per-user lock, then inserts the factor.
-fn insert_factor(
+pub fn insert_factor(
     user_id: pgrx::Uuid,
     friendly_name: Option<&str>,
     factor_type: &str,
@@ -86,6 +86,26 @@ fn insert_factor(
     })
 }
 
+/// The work of enroll_totp and enroll_my_totp; `fallback_account` names the account when
+/// neither account_name nor friendly_name does.
+pub fn enroll_totp_for(
+    user_id: pgrx::Uuid,
+    friendly_name: Option<&str>,
+    issuer: Option<&str>,
+    account_name: Option<&str>,
+    fallback_account: &str,
+) -> (pgrx::Uuid, String, String, String) {
+    let issuer = non_blank(issuer);
+    let account = non_blank(account_name).or(non_blank(friendly_name)).unwrap_or(fallback_account);
+    let params = OtpParams::default();
+    let secret = secret::generate(secret::DEFAULT_SECRET_BYTES as i64).or_raise();
+    // Build the URI before inserting: a bad issuer/account fails with no row written.
+    let uri = uri::build_totp(&secret, account, issuer, params.algorithm, params.digits, params.period).or_raise();
+    let qr = qr::to_text(&uri, false).or_raise();
+    let id = insert_factor(user_id, friendly_name, "totp", Some(&secret), None);
+    (id, secret, uri, qr)
+}
+
 /// Enrolls a new, unverified TOTP factor with a fresh 20-byte secret. Returns the
 /// secret once, with its otpauth URI and a QR code of it that draws in psql.
 #[pg_extern(volatile, security_definer)]
@@ -100,15 +120,8 @@ fn enroll_totp(
     (name!(factor_id, pgrx::Uuid), name!(secret, String), name!(uri, String), name!(qr, String)),
 > {
     let user_id = required(user_id, "user_id");
-    let issuer = non_blank(issuer);
     let user_text = user_id.to_string();
-    let account = non_blank(account_name).or(non_blank(friendly_name)).unwrap_or(&user_text);
-    let params = OtpParams::default();
-    let secret = secret::generate(secret::DEFAULT_SECRET_BYTES as i64).or_raise();
-    // Build the URI before inserting: a bad issuer/account fails with no row written.
-    let uri = uri::build_totp(&secret, account, issuer, params.algorithm, params.digits, params.period).or_raise();
-    let qr = qr::to_text(&uri, false).or_raise();
-    let id = insert_factor(user_id, friendly_name, "totp", Some(&secret), None);
+    let (id, secret, uri, qr) = enroll_totp_for(user_id, friendly_name, issuer, account_name, &user_text);
     TableIterator::once((id, secret, uri, qr))
 }
 
@@ -140,4 +153,5 @@ fn unenroll_factor(factor_id: Option<pgrx::Uuid>) {
     if deleted == 0 {
         raise(MfaError::FactorNotFound);
     }
+    crate::session::claims_changed();
 }

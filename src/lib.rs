@@ -13,8 +13,11 @@ mod challenges;
 pub mod error;
 mod factors;
 mod guc;
+mod hooks;
 pub mod otp;
 mod otp_sql;
+mod self_service;
+mod session;
 mod spi_util;
 mod sql_types;
 
@@ -22,12 +25,16 @@ mod sql_types;
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 // SQL-language functions reading the claims.
 extension_sql_file!("../sql/amr.sql", name = "amr", requires = ["schema"]);
+// Functions returning this extension's own SQL types, and the current user's factor list.
+extension_sql_file!("../sql/session.sql", name = "session", requires = ["schema", "amr", session::uid]);
 // EXECUTE grants, once every function exists.
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
+    session::init_gucs();
+    hooks::install();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

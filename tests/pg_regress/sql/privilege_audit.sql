@@ -10,8 +10,10 @@ SELECT p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) 
   FROM pg_catalog.pg_proc p
  WHERE p.pronamespace = 'auth'::regnamespace
  ORDER BY 1;
--- Every SECURITY DEFINER function pins search_path, and none is executable by PUBLIC.
+-- Every SECURITY DEFINER function pins search_path. The only ones PUBLIC may execute are the
+-- self-service functions, which act on auth.uid()'s own factors alone.
 SELECT count(*) AS definer_functions,
        count(*) FILTER (WHERE 'search_path=pg_catalog, pg_temp' = ANY (proconfig)) AS with_pinned_search_path,
-       count(*) FILTER (WHERE has_function_privilege('public', oid, 'EXECUTE')) AS executable_by_public
+       string_agg(proname, ', ' ORDER BY proname) FILTER (WHERE has_function_privilege('public', oid, 'EXECUTE'))
+         AS executable_by_public
   FROM pg_catalog.pg_proc WHERE pronamespace = 'auth'::regnamespace AND prosecdef;

@@ -1,0 +1,89 @@
+//! Self-service MFA for the current user (auth.uid()), callable by PUBLIC: enroll a TOTP
+//! factor, verify a code, list and remove one's own factors. A caller can never reach
+//! another user's factor through these: every statement is restricted to auth.uid().
+
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+
+use crate::challenges::{create, verify, LOOKUP_CHALLENGE};
+use crate::error::{raise, required, MfaError, OrRaise};
+use crate::factors::{enroll_totp_for, UNENROLL};
+use crate::session::{caller_role, claims_changed, identity};
+use crate::spi_util::{run, Stmt};
+
+fn current_user_id() -> pgrx::Uuid {
+    match identity().uid {
+        Some(u) => pgrx::Uuid::from_bytes(*u.as_bytes()),
+        None => raise(MfaError::NoAuthenticatedUser),
+    }
+}
+
+/// The caller's TOTP factors (at most 2 rows: enough to tell "one" from "several"),
+/// or just `$2` when given and owned by the caller.
+const MY_TOTP_FACTOR: Stmt = Stmt {
+    sql: "SELECT id FROM auth.mfa_factors
+           WHERE user_id = $1 AND factor_type = 'totp' AND ($2::uuid IS NULL OR id = $2)
+           ORDER BY created_at LIMIT 2",
+    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID],
+};
+
+const MY_FACTOR: Stmt = Stmt {
+    sql: "SELECT 1 FROM auth.mfa_factors WHERE id = $1 AND user_id = $2",
+    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID],
+};
+
+/// Enrolls a TOTP factor for the current user. The otpauth label is ISSUER:ACCOUNT with
+/// the current database as default issuer and the role (or user id) as account.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn enroll_my_totp(
+    friendly_name: default!(Option<&str>, "NULL"),
+    issuer: default!(Option<&str>, "NULL"),
+) -> TableIterator<
+    'static,
+    (name!(factor_id, pgrx::Uuid), name!(secret, String), name!(uri, String), name!(qr, String)),
+> {
+    let user_id = current_user_id();
+    let account = if crate::session::in_gateway_mode() { user_id.to_string() } else { caller_role() };
+    let database = Spi::get_one::<String>("SELECT pg_catalog.current_database()::text").or_raise().unwrap_or_default();
+    let issuer = issuer.or(Some(database.as_str()));
+    TableIterator::once(enroll_totp_for(user_id, friendly_name, issuer, Some(&account), &account))
+}
+
+/// Challenge and verify in one call for the current user's TOTP factor (the only one
+/// when `factor_id` is NULL), recording the AMR claim for auth.session_id(). All
+/// replay and lockout rules of verify_challenge apply; a wrong code returns false.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn mfa_verify(code: Option<&str>, factor_id: default!(Option<pgrx::Uuid>, "NULL")) -> bool {
+    let code = required(code, "code");
+    let me = identity();
+    let user_id = current_user_id();
+    let session = me.session_id.map(|s| pgrx::Uuid::from_bytes(*s.as_bytes()));
+    Spi::connect_mut(|client| {
+        let found = run(client, &MY_TOTP_FACTOR, &[user_id.into(), factor_id.into()]);
+        let factor: pgrx::Uuid = match found.len() {
+            0 => raise(MfaError::NoFactor),
+            1 => found.first().get(1).or_raise().expect("id"),
+            _ => raise(MfaError::SeveralFactors),
+        };
+        let (challenge, _, _) = create(client, factor, None);
+        verify(client, &LOOKUP_CHALLENGE, MfaError::ChallengeNotFound, challenge, code, None, session)
+    })
+}
+
+/// Removes one of the current user's factors (and the claims it granted).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn unenroll_my_factor(factor_id: Option<pgrx::Uuid>) {
+    let factor_id = required(factor_id, "factor_id");
+    let user_id = current_user_id();
+    Spi::connect_mut(|client| {
+        if run(client, &MY_FACTOR, &[factor_id.into(), user_id.into()]).is_empty() {
+            raise(MfaError::FactorNotFound);
+        }
+        let args: [DatumWithOid; 1] = [factor_id.into()];
+        run(client, &UNENROLL, &args);
+    });
+    claims_changed();
+}

@@ -1,0 +1,362 @@
+//! Who is calling, in which session, and how that session authenticated:
+//! auth.uid(), auth.session_id(), auth.aal(), auth.amr(), auth.mfa_verified_within(),
+//! auth.role_user_id(). Built for row-level-security policies:
+//!
+//! - Identity cannot be forged from SQL. Claims in `request.jwt.claims` count only when the
+//!   caller's role is listed in the superuser-only setting `mfa_auth.jwt_claims_roles`
+//!   (gateway mode); any other caller is its own database role, and its session is a random
+//!   id kept in this backend's memory (not in any setting) until disconnect or DISCARD ALL.
+//! - The verified state is read from auth.mfa_amr_claims, never from a claim.
+//! - Cheap per row: these are plain C functions (no SECURITY DEFINER, no SET), and each
+//!   caches its answer for the current statement, so a policy that calls auth.aal() on
+//!   every row runs one index look-up per statement. The cache is keyed on the statement
+//!   and transaction start times, the command id and the caller's role, and is dropped
+//!   whenever this backend verifies a code or records a claim.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::CStr;
+
+use pgrx::datum::DatumWithOid;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use std::ffi::CString;
+
+use crate::error::{raise, required, MfaError, OrRaise};
+
+pub static JWT_CLAIMS_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub fn init_gucs() {
+    GucRegistry::define_string_guc(
+        c"mfa_auth.jwt_claims_roles",
+        c"Roles whose request.jwt.claims (sub, session_id) mfa_auth trusts (gateway mode).",
+        c"Comma-separated role names, e.g. the roles PostgREST switches to. For every other role the claims are ignored.",
+        &JWT_CLAIMS_ROLES,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+/// The namespace of role-derived user ids (UUID v5 of the role name within it).
+const ROLE_NAMESPACE: uuid::Uuid = uuid::uuid!("6d66615f-6175-5468-8000-726f6c657321");
+
+/// The stable user id of a database role: UUID v5 of its name.
+pub fn role_uuid(role: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&ROLE_NAMESPACE, role.as_bytes())
+}
+
+/// Whether `role` is in the comma-separated `list`.
+pub fn role_listed(list: &str, role: &str) -> bool {
+    list.split(',').map(str::trim).any(|r| !r.is_empty() && r == role)
+}
+
+/// `sub` and `session_id` of a JWT claims object, when they are UUIDs.
+pub fn parse_claims(json: &str) -> (Option<uuid::Uuid>, Option<uuid::Uuid>) {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else { return (None, None) };
+    let get = |k: &str| v.get(k).and_then(|x| x.as_str()).and_then(|s| uuid::Uuid::parse_str(s).ok());
+    (get("sub"), get("session_id"))
+}
+
+thread_local! {
+    /// This backend's database-session id: made on first use, reset by DISCARD ALL.
+    static DB_SESSION: Cell<Option<uuid::Uuid>> = const { Cell::new(None) };
+    /// Bumped when this backend changes claims or runs DISCARD ALL: drops the cache.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+    static STATEMENTS: RefCell<Option<Statements>> = const { RefCell::new(None) };
+}
+
+/// The claims of this backend changed (a verification, a recorded claim, an unenroll).
+pub fn claims_changed() {
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+}
+
+/// DISCARD ALL: a pooled connection handed to someone else starts a new session.
+pub fn discard_all() {
+    DB_SESSION.with(|s| s.set(None));
+    claims_changed();
+}
+
+fn db_session() -> uuid::Uuid {
+    DB_SESSION.with(|s| match s.get() {
+        Some(id) => id,
+        None => {
+            let id = uuid::Uuid::new_v4();
+            s.set(Some(id));
+            id
+        }
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct StatementKey {
+    statement_start: i64,
+    transaction_start: i64,
+    command_id: u32,
+    generation: u64,
+    role: pg_sys::Oid,
+}
+
+fn statement_key() -> StatementKey {
+    // SAFETY: plain reads of backend state, valid inside a transaction.
+    unsafe {
+        StatementKey {
+            statement_start: pg_sys::GetCurrentStatementStartTimestamp(),
+            transaction_start: pg_sys::GetCurrentTransactionStartTimestamp(),
+            command_id: pg_sys::GetCurrentCommandId(false),
+            generation: GENERATION.with(Cell::get),
+            role: pg_sys::GetOuterUserId(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Identity {
+    pub uid: Option<uuid::Uuid>,
+    pub session_id: Option<uuid::Uuid>,
+}
+
+struct Cached {
+    key: StatementKey,
+    identity: Identity,
+    /// updated_at (µs since 2000) of the session's newest MFA claim; Some(None): none.
+    last_mfa: Option<Option<i64>>,
+}
+
+/// The name of the role the caller acts as (SET ROLE'd; unchanged by SECURITY DEFINER).
+pub fn caller_role() -> String {
+    // SAFETY: GetUserNameFromId returns a palloc'd C string or raises for a missing role.
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(pg_sys::GetOuterUserId(), false);
+        CStr::from_ptr(name).to_string_lossy().into_owned()
+    }
+}
+
+/// Whether the caller's role is listed in mfa_auth.jwt_claims_roles.
+pub fn in_gateway_mode() -> bool {
+    let role = caller_role();
+    JWT_CLAIMS_ROLES.get().map(|l| role_listed(&l.to_string_lossy(), &role)).unwrap_or(false)
+}
+
+fn resolve_identity() -> Identity {
+    if in_gateway_mode() {
+        // SAFETY: missing_ok = true returns NULL for an unset placeholder.
+        let claims = unsafe { pg_sys::GetConfigOption(c"request.jwt.claims".as_ptr(), true, false) };
+        let (uid, session_id) = if claims.is_null() {
+            (None, None)
+        } else {
+            parse_claims(&unsafe { CStr::from_ptr(claims) }.to_string_lossy())
+        };
+        Identity { uid, session_id }
+    } else {
+        Identity { uid: Some(role_uuid(&caller_role())), session_id: Some(db_session()) }
+    }
+}
+
+fn with_cache<R>(f: impl FnOnce(&mut Cached) -> R) -> R {
+    let key = statement_key();
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().map(|x| x.key != key).unwrap_or(true) {
+            *c = Some(Cached { key, identity: resolve_identity(), last_mfa: None });
+        }
+        f(c.as_mut().expect("just filled"))
+    })
+}
+
+/// The caller's identity for the current statement.
+pub fn identity() -> Identity {
+    with_cache(|c| c.identity)
+}
+
+/// Runs `f` as the owner of auth.mfa_amr_claims (the extension's owner), the way a
+/// SECURITY DEFINER function would, and switches back even if `f` raises.
+fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    struct Restore(pg_sys::Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores what GetUserIdAndSecContext returned.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+        }
+    }
+    let mut user = pg_sys::Oid::INVALID;
+    let mut context = 0i32;
+    // SAFETY: out-parameters of the right types.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        pg_sys::SetUserIdAndSecContext(owner, context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+    }
+    let _restore = Restore(user, context);
+    f()
+}
+
+/// Per-backend: the claims table's owner, the aal_level label OIDs, and the prepared look-ups.
+struct Statements {
+    owner: pg_sys::Oid,
+    aal1: pg_sys::Oid,
+    aal2: pg_sys::Oid,
+    last_mfa: OwnedPreparedStatement,
+    amr: OwnedPreparedStatement,
+}
+
+// Every name qualified, operators included: these plans are made under the caller's
+// search_path, which must not be able to change what they mean.
+const LAST_MFA_SQL: &str = "SELECT pg_catalog.max(a.updated_at) FROM auth.mfa_amr_claims a
+     WHERE a.session_id OPERATOR(pg_catalog.=) $1
+       AND a.authentication_method OPERATOR(pg_catalog.=) ANY ('{totp,mfa/phone,mfa/webauthn}'::pg_catalog.text[])";
+const AMR_SQL: &str = "SELECT auth.session_amr($1)";
+
+fn with_statements<R>(f: impl FnOnce(&Statements) -> R) -> R {
+    STATEMENTS.with(|s| {
+        if s.borrow().is_none() {
+            let st = Spi::connect(|client| {
+                let row = client
+                    .select(
+                        "SELECT c.relowner,
+                                (SELECT e.oid FROM pg_catalog.pg_enum e WHERE e.enumtypid OPERATOR(pg_catalog.=) 'auth.aal_level'::pg_catalog.regtype AND e.enumlabel OPERATOR(pg_catalog.=) 'aal1'),
+                                (SELECT e.oid FROM pg_catalog.pg_enum e WHERE e.enumtypid OPERATOR(pg_catalog.=) 'auth.aal_level'::pg_catalog.regtype AND e.enumlabel OPERATOR(pg_catalog.=) 'aal2')
+                           FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) 'auth.mfa_amr_claims'::pg_catalog.regclass",
+                        None,
+                        &[],
+                    )
+                    .or_raise()
+                    .first();
+                let owner: pg_sys::Oid = row.get(1).or_raise().expect("relowner");
+                let aal1: pg_sys::Oid = row.get(2).or_raise().expect("aal1");
+                let aal2: pg_sys::Oid = row.get(3).or_raise().expect("aal2");
+                let uuid = [PgOid::from(pg_sys::UUIDOID)];
+                let last_mfa = client.prepare(LAST_MFA_SQL, &uuid).or_raise().keep();
+                let amr = client.prepare(AMR_SQL, &uuid).or_raise().keep();
+                Statements { owner, aal1, aal2, last_mfa, amr }
+            });
+            *s.borrow_mut() = Some(st);
+        }
+        f(s.borrow().as_ref().expect("just filled"))
+    })
+}
+
+use pgrx::PgOid;
+
+/// updated_at of the current session's newest MFA claim, cached for the statement.
+fn last_mfa() -> Option<i64> {
+    let (session, cached) = with_cache(|c| (c.identity.session_id, c.last_mfa));
+    if let Some(v) = cached {
+        return v;
+    }
+    let v = match session {
+        None => None,
+        Some(sid) => with_statements(|st| {
+            as_owner(st.owner, || {
+                Spi::connect(|client| {
+                    let args: [DatumWithOid; 1] = [pgrx::Uuid::from_bytes(*sid.as_bytes()).into()];
+                    client
+                        .select(&st.last_mfa, None, &args)
+                        .or_raise()
+                        .first()
+                        .get::<TimestampWithTimeZone>(1)
+                        .or_raise()
+                        .map(|t| t.into_inner())
+                })
+            })
+        }),
+    };
+    with_cache(|c| c.last_mfa = Some(v));
+    v
+}
+
+fn to_pg(u: Option<uuid::Uuid>) -> Option<pgrx::Uuid> {
+    u.map(|u| pgrx::Uuid::from_bytes(*u.as_bytes()))
+}
+
+/// The current end user: the `sub` claim in gateway mode, else the caller's role as a UUID.
+#[pg_extern(stable, parallel_restricted)]
+fn uid() -> Option<pgrx::Uuid> {
+    to_pg(identity().uid)
+}
+
+/// The current session: the `session_id` claim in gateway mode, else this connection's
+/// own random session id.
+#[pg_extern(stable, parallel_restricted)]
+fn session_id() -> Option<pgrx::Uuid> {
+    to_pg(identity().session_id)
+}
+
+/// The authenticator assurance level of the current session (SQL: RETURNS auth.aal_level,
+/// declared in sql/session.sql; the value is the enum label's OID).
+#[pg_extern(sql = false)]
+fn aal() -> pg_sys::Oid {
+    let verified = last_mfa().is_some();
+    with_statements(|st| if verified { st.aal2 } else { st.aal1 })
+}
+
+/// auth.session_amr() of the current session ('[]' without a session).
+#[pg_extern(stable, parallel_restricted)]
+fn amr() -> pgrx::JsonB {
+    let Some(sid) = identity().session_id else { return pgrx::JsonB(serde_json::json!([])) };
+    with_statements(|st| {
+        as_owner(st.owner, || {
+            Spi::connect(|client| {
+                let args: [DatumWithOid; 1] = [pgrx::Uuid::from_bytes(*sid.as_bytes()).into()];
+                client
+                    .select(&st.amr, None, &args)
+                    .or_raise()
+                    .first()
+                    .get::<pgrx::JsonB>(1)
+                    .or_raise()
+                    .unwrap_or(pgrx::JsonB(serde_json::json!([])))
+            })
+        })
+    })
+}
+
+/// Step-up freshness: whether the current session's newest MFA claim is younger than
+/// `max_age`, measured at the start of the current statement.
+#[pg_extern(stable, parallel_restricted)]
+fn mfa_verified_within(max_age: Option<Interval>) -> bool {
+    let max_age = required(max_age, "max_age").as_micros();
+    if max_age < 0 {
+        raise(MfaError::invalid("max_age", "must not be negative"));
+    }
+    let Some(last) = last_mfa() else { return false };
+    // SAFETY: a plain read of backend state.
+    let now = i128::from(unsafe { pg_sys::GetCurrentStatementStartTimestamp() });
+    i128::from(last) > now - max_age
+}
+
+/// The user id of a database role: UUID v5 of its name (SQL signature in sql/session.sql).
+#[pg_extern(sql = false, immutable, parallel_safe)]
+fn role_user_id(role: Option<&CStr>) -> pgrx::Uuid {
+    let role = required(role, "role");
+    to_pg(Some(role_uuid(&role.to_string_lossy()))).expect("Some")
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn role_ids_are_stable_v5() {
+        let a = role_uuid("alice");
+        assert_eq!(a, role_uuid("alice"));
+        assert_ne!(a, role_uuid("Alice"));
+        assert_eq!(a.get_version_num(), 5);
+    }
+
+    #[test]
+    fn role_lists() {
+        assert!(role_listed("authenticator, web_user ,anon", "web_user"));
+        assert!(!role_listed("authenticator,web_user", "web"));
+        assert!(!role_listed("", ""));
+        assert!(!role_listed(" , ", ""));
+    }
+
+    #[test]
+    fn claims() {
+        let s = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+        let (sub, sid) = parse_claims(&format!(r#"{{"sub":"{s}","session_id":"{s}","aal":"aal2"}}"#));
+        assert_eq!(sub.unwrap().to_string(), s);
+        assert_eq!(sid.unwrap().to_string(), s);
+        assert_eq!(parse_claims("not json"), (None, None));
+        assert_eq!(parse_claims(r#"{"sub": 42}"#), (None, None));
+    }
+}
