@@ -7,7 +7,7 @@
 -- PARALLEL RESTRICTED: the database-session id lives in the leader backend's memory.
 CREATE FUNCTION auth.aal() RETURNS auth.aal_level
 LANGUAGE c STABLE PARALLEL RESTRICTED
-AS 'MODULE_PATHNAME', 'aal_wrapper';
+AS 'MODULE_PATHNAME', 'mfa_auth_aal';
 
 -- The user id of a database role (database-session mode): UUID v5 of the role name.
 CREATE FUNCTION auth.role_user_id(role name DEFAULT CURRENT_USER) RETURNS uuid

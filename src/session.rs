@@ -10,11 +10,12 @@
 //! - Cheap per row: these are plain C functions (no SECURITY DEFINER, no SET), and each
 //!   caches its answer for the current statement, so a policy that calls auth.aal() on
 //!   every row runs one index look-up per statement. The cache is keyed on the statement
-//!   and transaction start times, the command id and the caller's role, and is dropped
-//!   whenever this backend verifies a code or records a claim.
+//!   start time and the caller's role, and is dropped whenever this backend verifies a
+//!   code, records a claim or runs DISCARD ALL.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use pgrx::datum::DatumWithOid;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -69,13 +70,23 @@ thread_local! {
 /// The claims of this backend changed (a verification, a recorded claim, an unenroll).
 pub fn claims_changed() {
     GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+    AAL_FAST_STATEMENT.store(i64::MIN, Ordering::Relaxed);
 }
+
+// auth.aal()'s answer for the current statement, for the per-row fast path. A backend is
+// one process with one thread, so plain process-global atomics (relaxed loads are ordinary
+// moves) replace thread-locals here: in a dlopen()ed library every thread-local access is
+// a __tls_get_addr call, which costs more than the rest of a cache hit.
+static AAL_FAST_STATEMENT: AtomicI64 = AtomicI64::new(i64::MIN);
+static AAL_FAST_ROLE: AtomicU32 = AtomicU32::new(0);
+static AAL_FAST_ANSWER: AtomicU32 = AtomicU32::new(0);
 
 /// DISCARD ALL: a pooled connection handed to someone else starts a new session.
 pub fn discard_all() {
     DB_SESSION.with(|s| s.set(None));
     claims_changed();
 }
+
 
 fn db_session() -> uuid::Uuid {
     DB_SESSION.with(|s| match s.get() {
@@ -88,24 +99,36 @@ fn db_session() -> uuid::Uuid {
     })
 }
 
+/// What makes a cached answer valid: the same top-level statement (its start time is set
+/// for every client statement, so it also changes with every transaction), no claim change
+/// by this backend since (`generation`), and the same caller role (SET ROLE inside a
+/// function can change it mid-statement).
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct StatementKey {
     statement_start: i64,
-    transaction_start: i64,
-    command_id: u32,
     generation: u64,
     role: pg_sys::Oid,
 }
 
+// The cache key is built on every call, i.e. on every row a policy filters. pgrx's
+// bindings wrap each C call in an error boundary (sigsetjmp), which would cost more than
+// the rest of the call; these two only read backend variables and cannot raise, so they
+// are called directly.
+mod raw {
+    extern "C" {
+        pub fn GetCurrentStatementStartTimestamp() -> i64;
+        pub fn GetOuterUserId() -> pgrx::pg_sys::Oid;
+    }
+}
+
+#[inline]
 fn statement_key() -> StatementKey {
-    // SAFETY: plain reads of backend state, valid inside a transaction.
+    // SAFETY: plain reads of backend state that cannot raise an ERROR.
     unsafe {
         StatementKey {
-            statement_start: pg_sys::GetCurrentStatementStartTimestamp(),
-            transaction_start: pg_sys::GetCurrentTransactionStartTimestamp(),
-            command_id: pg_sys::GetCurrentCommandId(false),
+            statement_start: raw::GetCurrentStatementStartTimestamp(),
             generation: GENERATION.with(Cell::get),
-            role: pg_sys::GetOuterUserId(),
+            role: raw::GetOuterUserId(),
         }
     }
 }
@@ -121,6 +144,8 @@ struct Cached {
     identity: Identity,
     /// updated_at (µs since 2000) of the session's newest MFA claim; Some(None): none.
     last_mfa: Option<Option<i64>>,
+    /// auth.aal()'s answer (the aal_level label OID).
+    aal: Option<pg_sys::Oid>,
 }
 
 /// The name of the role the caller acts as (SET ROLE'd; unchanged by SECURITY DEFINER).
@@ -158,7 +183,7 @@ fn with_cache<R>(f: impl FnOnce(&mut Cached) -> R) -> R {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().map(|x| x.key != key).unwrap_or(true) {
-            *c = Some(Cached { key, identity: resolve_identity(), last_mfa: None });
+            *c = Some(Cached { key, identity: resolve_identity(), last_mfa: None, aal: None });
         }
         f(c.as_mut().expect("just filled"))
     })
@@ -285,8 +310,44 @@ fn session_id() -> Option<pgrx::Uuid> {
 /// declared in sql/session.sql; the value is the enum label's OID).
 #[pg_extern(sql = false)]
 fn aal() -> pg_sys::Oid {
+    if let Some(hit) = with_cache(|c| c.aal) {
+        return hit;
+    }
     let verified = last_mfa().is_some();
-    with_statements(|st| if verified { st.aal2 } else { st.aal1 })
+    let answer = with_statements(|st| if verified { st.aal2 } else { st.aal1 });
+    let key = with_cache(|c| {
+        c.aal = Some(answer);
+        c.key
+    });
+    // Publish for the fast path only if no claim changed while answering.
+    if key == statement_key() {
+        AAL_FAST_ROLE.store(key.role.to_u32(), Ordering::Relaxed);
+        AAL_FAST_ANSWER.store(answer.to_u32(), Ordering::Relaxed);
+        AAL_FAST_STATEMENT.store(key.statement_start, Ordering::Relaxed);
+    }
+    answer
+}
+
+/// The C entry point of auth.aal() (sql/session.sql). On a cache hit, which is every row
+/// but the first of a statement, it answers from the cache without entering pgrx's
+/// wrapper; this path owns nothing with a destructor and cannot raise. On a miss it calls
+/// the pgrx-guarded `aal_wrapper`, which runs the look-up and raises errors properly.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn mfa_auth_aal(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let answer = AAL_FAST_ANSWER.load(Ordering::Relaxed);
+    if answer != 0
+        && AAL_FAST_STATEMENT.load(Ordering::Relaxed) == raw::GetCurrentStatementStartTimestamp()
+        && AAL_FAST_ROLE.load(Ordering::Relaxed) == raw::GetOuterUserId().to_u32()
+    {
+        return pg_sys::Datum::from(answer);
+    }
+    aal_wrapper(fcinfo)
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_mfa_auth_aal() -> &'static pg_sys::Pg_finfo_record {
+    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
 }
 
 /// auth.session_amr() of the current session ('[]' without a session).
@@ -319,7 +380,7 @@ fn mfa_verified_within(max_age: Option<Interval>) -> bool {
     }
     let Some(last) = last_mfa() else { return false };
     // SAFETY: a plain read of backend state.
-    let now = i128::from(unsafe { pg_sys::GetCurrentStatementStartTimestamp() });
+    let now = i128::from(unsafe { raw::GetCurrentStatementStartTimestamp() });
     i128::from(last) > now - max_age
 }
 
