@@ -346,16 +346,22 @@ fn cleanup_challenges(
 mod tests {
     use pgrx::prelude::*;
 
-    /// 20 000 challenges over 200 factors, analyzed, so the planner sees a real table.
+    /// 20 000 challenges over 5 000 factors plus 2 000 of one factor, analyzed, so the planner
+    /// sees tables too big to scan whole (with a few hundred factors a hash join over a 2-page
+    /// seq scan wins) and a factor whose history is worth reading newest-first.
     fn load() {
         Spi::run(
             "INSERT INTO auth.mfa_factors (id, user_id, factor_type, secret)
                SELECT ('00000000-0000-0000-0000-' || lpad(to_hex(f), 12, '0'))::uuid, gen_random_uuid(), 'totp', 'JBSWY3DPEHPK3PXP'
-                 FROM generate_series(1, 200) f;
+                 FROM generate_series(1, 5000) f;
              INSERT INTO auth.mfa_challenges (factor_id, created_at, ip_address)
-               SELECT ('00000000-0000-0000-0000-' || lpad(to_hex(1 + i % 200), 12, '0'))::uuid,
+               SELECT ('00000000-0000-0000-0000-' || lpad(to_hex(1 + i % 5000), 12, '0'))::uuid,
                       now() - make_interval(secs => i * 10), '10.0.0.1'
                  FROM generate_series(1, 20000) i;
+             -- One factor with a long history: its newest challenge must be found newest-first.
+             INSERT INTO auth.mfa_challenges (factor_id, created_at, ip_address)
+               SELECT '00000000-0000-0000-0000-000000000007', now() - make_interval(secs => i), '10.0.0.1'
+                 FROM generate_series(1, 2000) i;
              ANALYZE auth.mfa_factors; ANALYZE auth.mfa_challenges;",
         )
         .unwrap();
