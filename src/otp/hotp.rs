@@ -1,6 +1,5 @@
 //! HOTP (RFC 4226) and TOTP (RFC 6238) with HMAC-SHA1/SHA256/SHA512.
 
-use hmac::{Hmac, KeyInit, Mac};
 use subtle::{ConditionallySelectable, ConstantTimeEq, Choice};
 
 use super::{invalid, OtpError};
@@ -95,39 +94,151 @@ pub fn check_window(window: i64) -> Result<u32, OtpError> {
     }
 }
 
-/// An HMAC keyed once, cloned per counter: verifying a window of steps pays for
-/// the key schedule (the ipad/opad blocks) once, not once per step.
+/// HMAC (RFC 2104) specialised for OTP, keyed once per verification.
+///
+/// An OTP message is the 8-byte counter, so the inner hash is exactly one padded block and
+/// the outer hash (over the inner digest) one more. The key schedule (the ipad and opad
+/// blocks) is compressed once in `new`; each counter then costs two calls of the hash's
+/// compression function on stack buffers, with none of a streaming API's buffering.
+/// `tests::matches_the_hmac_crate` checks it against RustCrypto's generic `hmac`.
 #[derive(Clone)]
 enum KeyedMac {
-    Sha1(Hmac<sha1::Sha1>),
-    Sha256(Hmac<sha2::Sha256>),
-    Sha512(Hmac<sha2::Sha512>),
+    Sha1 { inner: [u32; 5], outer: [u32; 5] },
+    Sha256 { inner: [u32; 8], outer: [u32; 8] },
+    Sha512 { inner: [u64; 8], outer: [u64; 8] },
+}
+
+const SHA1_H0: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+const SHA256_H0: [u32; 8] = [
+    0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,
+];
+const SHA512_H0: [u64; 8] = [
+    0x6a09_e667_f3bc_c908, 0xbb67_ae85_84ca_a73b, 0x3c6e_f372_fe94_f82b, 0xa54f_f53a_5f1d_36f1,
+    0x510e_527f_ade6_82d1, 0x9b05_688c_2b3e_6c1f, 0x1f83_d9ab_fb41_bd6b, 0x5be0_cd19_137e_2179,
+];
+
+/// The HMAC key block: the key, or its digest when longer than a block, zero padded.
+fn key_block<const B: usize>(key: &[u8], digest: impl FnOnce(&[u8]) -> Vec<u8>) -> [u8; B] {
+    let mut k = [0u8; B];
+    if key.len() > B {
+        let d = digest(key);
+        k[..d.len()].copy_from_slice(&d);
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    k
+}
+
+fn xor<const B: usize>(k: &[u8; B], pad: u8) -> [u8; B] {
+    let mut out = *k;
+    for b in out.iter_mut() {
+        *b ^= pad;
+    }
+    out
+}
+
+/// One final 64-byte block holding `msg` (< 56 bytes), after `prefix` bytes already hashed.
+fn final_block64(msg: &[u8], prefix: u64) -> [u8; 64] {
+    let mut block = [0u8; 64];
+    block[..msg.len()].copy_from_slice(msg);
+    block[msg.len()] = 0x80;
+    block[56..].copy_from_slice(&((prefix + msg.len() as u64) * 8).to_be_bytes());
+    block
+}
+
+/// One final 128-byte block holding `msg` (< 112 bytes), after `prefix` bytes already hashed.
+fn final_block128(msg: &[u8], prefix: u64) -> [u8; 128] {
+    let mut block = [0u8; 128];
+    block[..msg.len()].copy_from_slice(msg);
+    block[msg.len()] = 0x80;
+    block[112..].copy_from_slice(&(u128::from(prefix + msg.len() as u64) * 8).to_be_bytes());
+    block
+}
+
+fn words32_be<const N: usize, const M: usize>(words: &[u32; N]) -> [u8; M] {
+    let mut out = [0u8; M];
+    for (i, w) in words.iter().enumerate() {
+        out[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
+    }
+    out
+}
+
+fn words64_be(words: &[u64; 8]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (i, w) in words.iter().enumerate() {
+        out[8 * i..8 * i + 8].copy_from_slice(&w.to_be_bytes());
+    }
+    out
 }
 
 impl KeyedMac {
     fn new(algorithm: Algorithm, key: &[u8]) -> Self {
-        // HMAC accepts keys of any length; new_from_slice cannot fail for it.
+        use sha1::Digest;
         match algorithm {
-            Algorithm::Sha1 => KeyedMac::Sha1(<Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length")),
-            Algorithm::Sha256 => KeyedMac::Sha256(<Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length")),
-            Algorithm::Sha512 => KeyedMac::Sha512(<Hmac<sha2::Sha512> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length")),
+            Algorithm::Sha1 => {
+                let k = key_block::<64>(key, |k| sha1::Sha1::digest(k).to_vec());
+                let (mut inner, mut outer) = (SHA1_H0, SHA1_H0);
+                sha1::block_api::compress(&mut inner, &[xor(&k, 0x36)]);
+                sha1::block_api::compress(&mut outer, &[xor(&k, 0x5c)]);
+                KeyedMac::Sha1 { inner, outer }
+            }
+            Algorithm::Sha256 => {
+                let k = key_block::<64>(key, |k| sha2::Sha256::digest(k).to_vec());
+                let (mut inner, mut outer) = (SHA256_H0, SHA256_H0);
+                sha2::block_api::compress256(&mut inner, &[xor(&k, 0x36)]);
+                sha2::block_api::compress256(&mut outer, &[xor(&k, 0x5c)]);
+                KeyedMac::Sha256 { inner, outer }
+            }
+            Algorithm::Sha512 => {
+                let k = key_block::<128>(key, |k| sha2::Sha512::digest(k).to_vec());
+                let (mut inner, mut outer) = (SHA512_H0, SHA512_H0);
+                sha2::block_api::compress512(&mut inner, &[xor(&k, 0x36)]);
+                sha2::block_api::compress512(&mut outer, &[xor(&k, 0x5c)]);
+                KeyedMac::Sha512 { inner, outer }
+            }
         }
     }
 
-    /// RFC 4226 §5.3: HMAC of the 8-byte big-endian counter, dynamic truncation.
-    fn truncated(&self, counter: u64) -> u32 {
+    /// The HMAC of the 8-byte big-endian counter.
+    fn mac(&self, counter: u64) -> ([u8; 64], usize) {
         let msg = counter.to_be_bytes();
         match self {
-            KeyedMac::Sha1(m) => dynamic_truncation(&finish(m.clone(), &msg)),
-            KeyedMac::Sha256(m) => dynamic_truncation(&finish(m.clone(), &msg)),
-            KeyedMac::Sha512(m) => dynamic_truncation(&finish(m.clone(), &msg)),
+            KeyedMac::Sha1 { inner, outer } => {
+                let mut s = *inner;
+                sha1::block_api::compress(&mut s, &[final_block64(&msg, 64)]);
+                let digest: [u8; 20] = words32_be(&s);
+                let mut o = *outer;
+                sha1::block_api::compress(&mut o, &[final_block64(&digest, 64)]);
+                let mut out = [0u8; 64];
+                out[..20].copy_from_slice(&words32_be::<5, 20>(&o));
+                (out, 20)
+            }
+            KeyedMac::Sha256 { inner, outer } => {
+                let mut s = *inner;
+                sha2::block_api::compress256(&mut s, &[final_block64(&msg, 64)]);
+                let digest: [u8; 32] = words32_be(&s);
+                let mut o = *outer;
+                sha2::block_api::compress256(&mut o, &[final_block64(&digest, 64)]);
+                let mut out = [0u8; 64];
+                out[..32].copy_from_slice(&words32_be::<8, 32>(&o));
+                (out, 32)
+            }
+            KeyedMac::Sha512 { inner, outer } => {
+                let mut s = *inner;
+                sha2::block_api::compress512(&mut s, &[final_block128(&msg, 128)]);
+                let digest = words64_be(&s);
+                let mut o = *outer;
+                sha2::block_api::compress512(&mut o, &[final_block128(&digest, 128)]);
+                (words64_be(&o), 64)
+            }
         }
     }
-}
 
-fn finish<M: Mac>(mut m: M, msg: &[u8]) -> impl AsRef<[u8]> {
-    m.update(msg);
-    m.finalize().into_bytes()
+    /// RFC 4226 §5.3: HMAC of the counter, then dynamic truncation.
+    fn truncated(&self, counter: u64) -> u32 {
+        let (mac, len) = self.mac(counter);
+        dynamic_truncation(&&mac[..len])
+    }
 }
 
 #[inline]
@@ -216,9 +327,10 @@ pub fn verify_totp(
     let Some(given) = normalize_code(code, params.digits) else {
         return Ok(None);
     };
+    // Compare as numbers: a code of `digits` digits is its value (leading zeros included).
+    let given: u64 = given.as_str().bytes().fold(0u64, |v, b| v * 10 + u64::from(b - b'0'));
     let mac = KeyedMac::new(params.algorithm, key);
     let m = modulus(params.digits);
-    let given = given.as_str().as_bytes();
 
     let mut found = Choice::from(0);
     let mut matched: u64 = 0;
@@ -226,8 +338,8 @@ pub fn verify_totp(
         // 0, -1, +1, -2, +2, ...
         let offset = i64::from(i.div_ceil(2)) * if i % 2 == 1 { -1 } else { 1 };
         let Some(step) = current.checked_add_signed(offset) else { continue };
-        let candidate = Code::new(u64::from(mac.truncated(step)) % m, params.digits);
-        let eq = candidate.as_str().as_bytes().ct_eq(given);
+        let candidate = u64::from(mac.truncated(step)) % m;
+        let eq = candidate.ct_eq(&given);
         let take = eq & !found;
         matched.conditional_assign(&step, take);
         found |= eq;
@@ -347,6 +459,30 @@ mod tests {
             let key: Vec<u8> = (0..len).map(|i| i as u8).collect(); // leading zero byte
             let c = totp(&key, 1234567890, &p).unwrap();
             assert_eq!(verify_totp(&key, c.as_str(), 1234567890, 0, &p).unwrap(), Some(41152263));
+        }
+    }
+
+    /// The specialised HMAC against RustCrypto's generic one, for keys around every block
+    /// size (including the hash-the-key path) and assorted counters.
+    #[test]
+    fn matches_the_hmac_crate() {
+        use hmac::{Hmac, KeyInit, Mac};
+        fn reference<M: Mac + KeyInit>(key: &[u8], counter: u64) -> Vec<u8> {
+            let mut m = <M as KeyInit>::new_from_slice(key).unwrap();
+            m.update(&counter.to_be_bytes());
+            m.finalize().into_bytes().to_vec()
+        }
+        let counters = [0u64, 1, 59 / 30, 41152263, u64::MAX, 1 << 40, 0x0102_0304_0506_0708];
+        for len in [0usize, 1, 19, 20, 32, 55, 56, 63, 64, 65, 100, 127, 128, 129, 200, 300] {
+            let key: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            for &c in &counters {
+                let (mac, n) = KeyedMac::new(Algorithm::Sha1, &key).mac(c);
+                assert_eq!(&mac[..n], reference::<Hmac<sha1::Sha1>>(&key, c).as_slice(), "sha1 len={len} c={c}");
+                let (mac, n) = KeyedMac::new(Algorithm::Sha256, &key).mac(c);
+                assert_eq!(&mac[..n], reference::<Hmac<sha2::Sha256>>(&key, c).as_slice(), "sha256 len={len}");
+                let (mac, n) = KeyedMac::new(Algorithm::Sha512, &key).mac(c);
+                assert_eq!(&mac[..n], reference::<Hmac<sha2::Sha512>>(&key, c).as_slice(), "sha512 len={len}");
+            }
         }
     }
 
