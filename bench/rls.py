@@ -13,15 +13,15 @@ ROWS = int(os.environ.get("RLS_ROWS", "1000000"))
 RUNS = int(os.environ.get("RLS_RUNS", "9"))
 
 
-def conn(user=None, db="mfa_auth_bench"):
+def conn(user=None, db="mfa_auth_rls"):
     return psycopg.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"],
                            user=user or os.environ.get("PGUSER", "postgres"), dbname=db, autocommit=True)
 
 
 def main():
     with conn(db="postgres") as c:
-        c.execute("DROP DATABASE IF EXISTS mfa_auth_bench WITH (FORCE)")
-        c.execute("CREATE DATABASE mfa_auth_bench")
+        c.execute("DROP DATABASE IF EXISTS mfa_auth_rls WITH (FORCE)")
+        c.execute("CREATE DATABASE mfa_auth_rls")
     with conn() as c:
         c.execute("CREATE EXTENSION mfa_auth")
         c.execute("DROP ROLE IF EXISTS bench_reader")

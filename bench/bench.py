@@ -1,0 +1,298 @@
+"""mfa_auth benchmarks: prints a table of figures and one `RATIO <name> <value> goal <op>
+<target>` line per goal. Run through bench/run (which installs the release build and starts
+a throwaway cluster); PGHOST/PGPORT/PGUSER point at it. `--quick`: smaller sizes, shorter runs."""
+import datetime
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import psycopg
+
+QUICK = "--quick" in sys.argv
+HERE = os.path.dirname(os.path.abspath(__file__))
+DB = "mfa_auth_bench"
+RESULTS = []   # RATIO lines
+REPORT = []    # everything printed, for RESULTS.md
+
+
+def out(line=""):
+    print(line, flush=True)
+    REPORT.append(line)
+
+
+def ratio(name, value, op, target):
+    line = f"RATIO {name} {value:.2f} goal {op} {target}"
+    RESULTS.append(line)
+    out(line)
+
+
+def connect(db=DB, **kw):
+    return psycopg.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"],
+                           user=os.environ.get("PGUSER", "postgres"), dbname=db, autocommit=True, **kw)
+
+
+def timed(conn, sql, params=None):
+    t = time.perf_counter()
+    conn.execute(sql, params).fetchall()
+    return time.perf_counter() - t
+
+
+def setup():
+    with connect("postgres") as c:
+        c.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        c.execute(f"CREATE DATABASE {DB}")
+    with connect() as c:
+        c.execute("CREATE EXTENSION mfa_auth")
+        c.execute(open(os.path.join(HERE, "plpgsql_totp.sql")).read())
+        version = c.execute("SHOW server_version").fetchone()[0]
+    return version
+
+
+# --- 1. stateless TOTP check ---------------------------------------------------------------
+def stateless():
+    out("## 1. Stateless TOTP check (wrong code, window +-1 = 3 HMACs), one SELECT count(...) FROM generate_series(...)")
+    n = 50_000 if QUICK else 200_000
+    n_pl = n // 10
+    secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # 20 bytes
+    key = "\\x48656c6c6f21deadbeef48656c6c6f21deadbeef"
+    queries = {
+        "auth.totp_verify": (f"SELECT count(auth.totp_verify('{secret}', '000000', now(), 1)) FROM generate_series(1, {n}) g", n),
+        "plpgsql over pgcrypto": (f"SELECT count(bench.totp_verify_plpgsql('{secret}', '000000', now(), 1)) FROM generate_series(1, {n_pl}) g", n_pl),
+        "one pgcrypto hmac()": (f"SELECT count(hmac(int8send(g::bigint), '{key}'::bytea, 'sha1')) FROM generate_series(1, {n}) g", n),
+        "empty loop (reference)": (f"SELECT count(g) FROM generate_series(1, {n}) g", n),
+    }
+    best = {k: float("inf") for k in queries}
+    with connect() as c:
+        for _ in range(5):  # alternate, keep each method's best run
+            for name, (sql, rows) in queries.items():
+                best[name] = min(best[name], timed(c, sql) / rows * 1e6)
+    out(f"{'method':<28} {'us/call':>9}")
+    for name, us in best.items():
+        out(f"{name:<28} {us:>9.3f}")
+    ratio("totp_vs_plpgsql", best["plpgsql over pgcrypto"] / best["auth.totp_verify"], ">=", 30)
+    ratio("totp_vs_one_pgcrypto_hmac", best["auth.totp_verify"] / best["one pgcrypto hmac()"], "<=", 0.5)
+    out()
+
+
+# --- helpers for pgbench runs ---------------------------------------------------------------
+FLOW = """BEGIN;
+SELECT factor_id, secret FROM bench.flow_factors WHERE n = (SELECT nextval('bench.flow_seq')) \\gset
+SELECT challenge_id FROM auth.create_challenge(:factor_id::uuid, '127.0.0.1') \\gset
+SELECT auth.verify_challenge(:challenge_id::uuid, auth.totp_generate(:secret), NULL, gen_random_uuid());
+END;
+"""
+BARE = """BEGIN;
+SELECT factor_id FROM bench.flow_factors WHERE n = (SELECT nextval('bench.flow_seq')) \\gset
+INSERT INTO bench.bare_challenges (factor_id, ip_address) VALUES (:factor_id::uuid, '127.0.0.1');
+UPDATE bench.bare_factors SET last_challenged_at = now() WHERE id = :factor_id::uuid;
+END;
+"""
+
+
+def fresh_factors(c, count):
+    """`count` new TOTP factors that no run has used, numbered from 1 for the pgbench scripts."""
+    c.execute("DROP TABLE IF EXISTS bench.flow_factors")
+    c.execute("DROP SEQUENCE IF EXISTS bench.flow_seq")
+    c.execute("CREATE SEQUENCE bench.flow_seq")
+    c.execute("""CREATE TABLE bench.flow_factors AS
+                 SELECT g AS n, gen_random_uuid() AS factor_id, auth.generate_secret() AS secret
+                   FROM generate_series(1, %s) g""", (count,))
+    c.execute("ALTER TABLE bench.flow_factors ADD PRIMARY KEY (n)")
+    c.execute("""INSERT INTO auth.mfa_factors (id, user_id, factor_type, secret, status)
+                 SELECT factor_id, gen_random_uuid(), 'totp', secret, 'verified' FROM bench.flow_factors""")
+    c.execute("DROP TABLE IF EXISTS bench.bare_factors")
+    c.execute("CREATE TABLE bench.bare_factors AS SELECT factor_id AS id, now() AS last_challenged_at FROM bench.flow_factors")
+    c.execute("ALTER TABLE bench.bare_factors ADD PRIMARY KEY (id)")
+    c.execute("ANALYZE bench.flow_factors; ANALYZE bench.bare_factors; ANALYZE auth.mfa_factors")
+
+
+def pgbench(script, seconds, clients=2, log_dir=None):
+    with tempfile.NamedTemporaryFile("w", suffix=".pgbench", delete=False) as f:
+        f.write(script)
+    args = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
+            "-f", f.name, "-h", os.environ["PGHOST"], "-p", os.environ["PGPORT"], "-U", os.environ.get("PGUSER", "postgres"), DB]
+    if log_dir:
+        args[1:1] = ["-l", "--log-prefix", os.path.join(log_dir, "tx")]
+    r = subprocess.run(args, capture_output=True, text=True, cwd=log_dir or None)
+    os.unlink(f.name)
+    if r.returncode != 0 or "aborted" in r.stdout:
+        raise SystemExit(f"pgbench failed:\n{r.stdout}\n{r.stderr}")
+    tps = float(re.search(r"tps = ([0-9.]+)", r.stdout).group(1))
+    tx = int(re.search(r"number of transactions actually processed: (\d+)", r.stdout).group(1))
+    return tps, tx
+
+
+def latencies(log_dir):
+    lat = []
+    for name in os.listdir(log_dir):
+        if name.startswith("tx"):
+            for line in open(os.path.join(log_dir, name)):
+                lat.append(int(line.split()[2]))  # microseconds
+    lat.sort()
+    return lat[len(lat) // 2] / 1000, lat[int(len(lat) * 0.99)] / 1000, len(lat)
+
+
+# --- 2. full flow vs bare writes -----------------------------------------------------------
+def flow():
+    seconds = 10 if QUICK else 30
+    out(f"## 2. Full flow under pgbench (-M prepared, 2 clients, {seconds} s each, default durability)")
+    with connect() as c:
+        fresh_factors(c, 60_000 if QUICK else 250_000)
+        c.execute("CREATE TABLE IF NOT EXISTS bench.bare_challenges (LIKE auth.mfa_challenges INCLUDING ALL)")
+        ours, ours_tx = pgbench(FLOW, seconds)
+        verified = c.execute("SELECT count(*) FROM auth.mfa_challenges c JOIN bench.flow_factors f USING (factor_id) WHERE c.verified_at IS NOT NULL").fetchone()[0]
+        c.execute("SELECT setval('bench.flow_seq', 1, false)")
+        bare, bare_tx = pgbench(BARE, seconds)
+    out(f"{'transaction':<52} {'TPS':>9} {'transactions':>13}")
+    out(f"{'create_challenge + verify_challenge (right code)':<52} {ours:>9.0f} {ours_tx:>13}")
+    out(f"{'bare INSERT + UPDATE by primary key':<52} {bare:>9.0f} {bare_tx:>13}")
+    out(f"verified challenges after the run: {verified} (every transaction's code was right)")
+    if verified != ours_tx:
+        raise SystemExit(f"expected {ours_tx} verified challenges, found {verified}")
+    ratio("verify_vs_bare_writes", ours / bare, ">=", 0.7)
+    out()
+
+
+# --- 3. scale ------------------------------------------------------------------------------------
+def load(c, size):
+    """`size` challenges over size/10 factors, and size/10 sessions' claims, set-based."""
+    t = time.perf_counter()
+    c.execute("TRUNCATE auth.mfa_challenges, auth.mfa_amr_claims, auth.mfa_amr_claim_factors")
+    c.execute("DELETE FROM auth.mfa_factors")
+    c.execute("SET session_replication_role = replica")  # consistent by construction: skip FK triggers
+    factors = max(size // 10, 1)
+    c.execute("""INSERT INTO auth.mfa_factors (id, user_id, factor_type, secret, status, created_at)
+                 SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, gen_random_uuid(), 'totp',
+                        'JBSWY3DPEHPK3PXP', 'verified', now() - interval '30 days'
+                   FROM generate_series(1, %s) g""", (factors,))
+    c.execute("""INSERT INTO auth.mfa_challenges (id, factor_id, created_at, verified_at, ip_address)
+                 SELECT gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(to_hex(1 + g %% %s), 12, '0'))::uuid,
+                        now() - make_interval(secs => g * 0.25), now() - make_interval(secs => g * 0.25), '10.0.0.1'
+                   FROM generate_series(1, %s) g""", (factors, size))
+    c.execute("""INSERT INTO auth.mfa_amr_claims (session_id, authentication_method, created_at, updated_at)
+                 SELECT gen_random_uuid(), 'totp', now() - interval '1 day', now() - interval '1 day'
+                   FROM generate_series(1, %s) g""", (factors,))
+    c.execute("SET session_replication_role = DEFAULT")
+    c.execute("ANALYZE auth.mfa_factors; ANALYZE auth.mfa_challenges; ANALYZE auth.mfa_amr_claims")
+    return time.perf_counter() - t
+
+
+def explain_at(c):
+    """The plans Postgres actually runs inside verify_challenge, verify_factor and
+    cleanup_challenges, captured with auto_explain (nested statements)."""
+    c.execute("LOAD 'auto_explain'")
+    c.execute("SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on")
+    c.execute("SET auto_explain.log_format = text; SET client_min_messages = log")
+    notices = []
+    c.add_notice_handler(lambda d: notices.append(d.message_primary))
+    f, secret = c.execute("SELECT factor_id, secret FROM bench.flow_factors WHERE n = (SELECT nextval('bench.flow_seq'))").fetchone()
+    cid = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '127.0.0.1')", (f,)).fetchone()[0]
+    notices.clear()
+    c.execute("SELECT auth.verify_challenge(%s, '000000')", (cid,))
+    c.execute("SELECT auth.verify_factor(%s, auth.totp_generate(%s))", (f, secret))
+    c.execute("SELECT auth.cleanup_challenges('3650 days', 1000)")
+    c.execute("SET client_min_messages = notice")
+    for n in notices:
+        if "Query Text:" in n and ("FOR UPDATE" in n or "DELETE FROM auth.mfa_challenges" in n):
+            out("    " + n.replace("\n", "\n    "))
+
+
+def scale():
+    sizes = [10_000, 200_000] if QUICK else [10_000, 1_000_000, 10_000_000]
+    seconds = 8 if QUICK else 20
+    out(f"## 3. Scale: verify latency (pgbench, the flow script, {seconds} s) by size of auth.mfa_challenges")
+    rows = []
+    with connect() as c:
+        for size in sizes:
+            secs = load(c, size)
+            fresh_factors(c, 40_000 if QUICK else 120_000)
+            with tempfile.TemporaryDirectory() as d:
+                os.chmod(d, 0o755)
+                tps, _ = pgbench(FLOW, seconds, log_dir=d)
+                p50, p99, n = latencies(d)
+            rows.append((size, secs, p50, p99, tps))
+            out(f"  loaded {size:>10,} challenges ({size // 10:,} factors, {size // 10:,} claims) in {secs:6.1f} s; "
+                f"p50 {p50:.3f} ms, p99 {p99:.3f} ms over {n} transactions")
+        out(f"EXPLAIN of the statements inside verify and cleanup at {sizes[-1]:,} challenges:")
+        explain_at(c)
+    out(f"{'challenges':>12} {'load s':>8} {'p50 ms':>8} {'p99 ms':>8} {'TPS':>8}")
+    for size, secs, p50, p99, tps in rows:
+        out(f"{size:>12,} {secs:>8.1f} {p50:>8.3f} {p99:>8.3f} {tps:>8.0f}")
+    ratio("scale_latency", rows[-1][2] / rows[0][2], "<=", 1.2)
+    out()
+
+
+# --- 4. RLS ---------------------------------------------------------------------------------------
+def rls():
+    out("## 4. RLS: restrictive policy on auth.aal() (unwrapped), non-owner role, count(*) scans")
+    env = dict(os.environ, RLS_ROWS=str(200_000 if QUICK else 1_000_000), RLS_RUNS=str(5 if QUICK else 9))
+    r = subprocess.run([sys.executable, os.path.join(HERE, "rls.py")], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise SystemExit(r.stdout + r.stderr)
+    for line in r.stdout.splitlines():
+        if line.startswith("RATIO "):
+            RESULTS.append(line)
+        out(line)
+    out()
+
+
+# --- 5. memory ------------------------------------------------------------------------------------
+def rss_anon_kb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    raise SystemExit("no RssAnon")
+
+
+def memory():
+    total = 20_000 if QUICK else 100_000
+    batch = 1000
+    out(f"## 5. Memory: private (RssAnon) growth of one backend over {total:,} verifications")
+    with connect() as c:
+        fresh_factors(c, total + batch)
+        pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+        verify = """SELECT count(*) FILTER (WHERE auth.verify_challenge(ch.challenge_id, auth.totp_generate(f.secret)))
+                      FROM bench.flow_factors f, LATERAL auth.create_challenge(f.factor_id, '127.0.0.1') ch
+                     WHERE f.n BETWEEN %s AND %s"""
+        assert c.execute(verify, (1, batch)).fetchone()[0] == batch  # warm-up: caches, plans
+        before = rss_anon_kb(pid)
+        t = time.perf_counter()
+        done = 0
+        for start in range(batch + 1, batch + total + 1, batch):
+            done += c.execute(verify, (start, start + batch - 1)).fetchone()[0]
+        secs = time.perf_counter() - t
+        after = rss_anon_kb(pid)
+    out(f"verifications: {done:,} (all right) in {secs:.1f} s; RssAnon {before / 1024:.1f} MB -> {after / 1024:.1f} MB")
+    ratio("backend_rss_growth_mb", (after - before) / 1024, "<=", 5)
+    out()
+
+
+def main():
+    version = setup()
+    cpus = os.cpu_count()
+    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out(f"# mfa_auth benchmarks ({'quick' if QUICK else 'full'}), {when}")
+    out(f"machine: {cpus} cores ({model}), {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB; PostgreSQL {version}")
+    out()
+    t0 = time.perf_counter()
+    stateless()
+    flow()
+    scale()
+    rls()
+    memory()
+    out(f"total bench time: {time.perf_counter() - t0:.0f} s")
+    if not QUICK:
+        with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
+            f.write("Written by `bench/run` (full size); do not edit by hand.\n\n```\n")
+            f.write("\n".join(REPORT) + "\n```\n\n")
+            f.write("\n".join(RESULTS) + "\n")
+
+
+if __name__ == "__main__":
+    main()
