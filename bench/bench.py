@@ -111,17 +111,24 @@ def fresh_factors(c, count):
     c.execute("ANALYZE bench.flow_factors; ANALYZE bench.bare_factors; ANALYZE auth.mfa_factors")
 
 
-def pgbench(script, seconds, clients=2, log_dir=None):
+def pgbench(script, seconds, clients=2, log_dir=None, per_statement=False):
     with tempfile.NamedTemporaryFile("w", suffix=".pgbench", delete=False) as f:
         f.write(script)
     args = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
             "-f", f.name, "-h", os.environ["PGHOST"], "-p", os.environ["PGPORT"], "-U", os.environ.get("PGUSER", "postgres"), DB]
     if log_dir:
         args[1:1] = ["-l", "--log-prefix", os.path.join(log_dir, "tx")]
+    if per_statement:
+        args[1:1] = ["-r"]
     r = subprocess.run(args, capture_output=True, text=True, cwd=log_dir or None)
     os.unlink(f.name)
     if r.returncode != 0 or "aborted" in r.stdout:
         raise SystemExit(f"pgbench failed:\n{r.stdout}\n{r.stderr}")
+    if per_statement:
+        lines = r.stdout.split("statement latencies in milliseconds")[-1].splitlines()[1:]
+        for line in lines:
+            if line.strip():
+                out("    " + line.strip())
     tps = float(re.search(r"tps = ([0-9.]+)", r.stdout).group(1))
     tx = int(re.search(r"number of transactions actually processed: (\d+)", r.stdout).group(1))
     return tps, tx
@@ -144,10 +151,12 @@ def flow():
     with connect() as c:
         fresh_factors(c, 60_000 if QUICK else 250_000)
         c.execute("CREATE TABLE IF NOT EXISTS bench.bare_challenges (LIKE auth.mfa_challenges INCLUDING ALL)")
-        ours, ours_tx = pgbench(FLOW, seconds)
+        out("per-statement latency (ms), ours:")
+        ours, ours_tx = pgbench(FLOW, seconds, per_statement=True)
         verified = c.execute("SELECT count(*) FROM auth.mfa_challenges c JOIN bench.flow_factors f USING (factor_id) WHERE c.verified_at IS NOT NULL").fetchone()[0]
         c.execute("SELECT setval('bench.flow_seq', 1, false)")
-        bare, bare_tx = pgbench(BARE, seconds)
+        out("per-statement latency (ms), bare:")
+        bare, bare_tx = pgbench(BARE, seconds, per_statement=True)
     out(f"{'transaction':<52} {'TPS':>9} {'transactions':>13}")
     out(f"{'create_challenge + verify_challenge (right code)':<52} {ours:>9.0f} {ours_tx:>13}")
     out(f"{'bare INSERT + UPDATE by primary key':<52} {bare:>9.0f} {bare_tx:>13}")
@@ -281,11 +290,11 @@ def main():
     out(f"machine: {cpus} cores ({model}), {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB; PostgreSQL {version}")
     out()
     t0 = time.perf_counter()
-    stateless()
+    if "--only-flow" not in sys.argv: stateless()
     flow()
-    scale()
-    rls()
-    memory()
+    if "--only-flow" not in sys.argv: scale()
+    if "--only-flow" not in sys.argv: rls()
+    if "--only-flow" not in sys.argv: memory()
     out(f"total bench time: {time.perf_counter() - t0:.0f} s")
     if not QUICK:
         with open(os.path.join(HERE, "RESULTS.md"), "w") as f:

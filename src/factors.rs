@@ -27,8 +27,8 @@ const INSERT_FACTOR: Stmt = Stmt {
     args: &[pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID],
 };
 
-/// Deletes a factor (its challenges and claim links cascade) and the MFA claims
-/// that no other factor backs, so sessions that were aal2 through it lose aal2.
+/// Deletes a factor, its challenges, its claim links, and the MFA claims that no other
+/// factor backs, so sessions that were aal2 through it lose aal2.
 pub const UNENROLL: Stmt = Stmt {
     sql: "WITH granted AS (
               SELECT session_id, authentication_method FROM auth.mfa_amr_claim_factors WHERE factor_id = $1
@@ -41,6 +41,10 @@ pub const UNENROLL: Stmt = Stmt {
           ), dropped_claims AS (
               DELETE FROM auth.mfa_amr_claims a USING orphaned o
                WHERE a.session_id = o.session_id AND a.authentication_method = o.authentication_method
+          ), dropped_links AS (
+              DELETE FROM auth.mfa_amr_claim_factors WHERE factor_id = $1
+          ), dropped_challenges AS (
+              DELETE FROM auth.mfa_challenges WHERE factor_id = $1
           )
           DELETE FROM auth.mfa_factors WHERE id = $1 RETURNING id",
     args: &[pg_sys::UUIDOID],

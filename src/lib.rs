@@ -81,16 +81,26 @@ mod tests {
     }
 
     #[pg_test]
-    fn deleting_a_factor_removes_its_challenges() {
+    fn unenrolling_a_factor_removes_its_challenges_and_links() {
         Spi::run(
             "INSERT INTO auth.mfa_factors (id, user_id, factor_type, secret)
-               VALUES ('00000000-0000-0000-0000-0000000000f1', gen_random_uuid(), 'totp', 'JBSWY3DP');
+               VALUES ('00000000-0000-0000-0000-0000000000f1', gen_random_uuid(), 'totp', 'JBSWY3DP'),
+                      ('00000000-0000-0000-0000-0000000000f2', gen_random_uuid(), 'totp', 'JBSWY3DP');
              INSERT INTO auth.mfa_challenges (factor_id, ip_address)
-               VALUES ('00000000-0000-0000-0000-0000000000f1', '::1');
-             DELETE FROM auth.mfa_factors WHERE id = '00000000-0000-0000-0000-0000000000f1';",
+               VALUES ('00000000-0000-0000-0000-0000000000f1', '::1'), ('00000000-0000-0000-0000-0000000000f2', '::1');
+             INSERT INTO auth.mfa_amr_claims (session_id, authentication_method)
+               VALUES ('00000000-0000-0000-0000-00000000005e', 'totp');
+             INSERT INTO auth.mfa_amr_claim_factors (session_id, authentication_method, factor_id)
+               VALUES ('00000000-0000-0000-0000-00000000005e', 'totp', '00000000-0000-0000-0000-0000000000f1');
+             SELECT auth.unenroll_factor('00000000-0000-0000-0000-0000000000f1');",
         )
         .unwrap();
-        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM auth.mfa_challenges"), Ok(Some(0)));
+        let left = Spi::get_one::<String>(
+            "SELECT format('%s/%s/%s/%s', (SELECT count(*) FROM auth.mfa_factors), (SELECT count(*) FROM auth.mfa_challenges),
+                           (SELECT count(*) FROM auth.mfa_amr_claims), (SELECT count(*) FROM auth.mfa_amr_claim_factors))",
+        );
+        // The other factor and its challenge stay; the claim and link granted by f1 are gone.
+        assert_eq!(left, Ok(Some("1/1/0/0".to_string())));
     }
 }
 
