@@ -14,12 +14,12 @@ pub const KNOWN_METHODS: &[&str] = &[
 ];
 
 const UPSERT_CLAIM: Stmt = Stmt {
-    sql: "INSERT INTO auth.mfa_amr_claims AS a (session_id, authentication_method, created_at, updated_at)
-          VALUES ($1, $2, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp())
+    sql: "INSERT INTO auth.mfa_amr_claims AS a (id, session_id, authentication_method, created_at, updated_at)
+          VALUES ($3, $1, $2, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp())
           ON CONFLICT ON CONSTRAINT mfa_amr_claims_session_id_authentication_method_pkey
           DO UPDATE SET updated_at = excluded.updated_at
           RETURNING a.id",
-    args: &[pg_sys::UUIDOID, pg_sys::TEXTOID],
+    args: &[pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::UUIDOID],
 };
 
 /// Records that a session completed an authentication method: a new claim, or the
@@ -36,7 +36,7 @@ fn record_amr(session_id: Option<pgrx::Uuid>, authentication_method: Option<&str
         ));
     }
     let id = Spi::connect_mut(|client| {
-        let args: [DatumWithOid; 2] = [session_id.into(), method.into()];
+        let args: [DatumWithOid; 3] = [session_id.into(), method.into(), crate::challenges::uuid_v7().into()];
         run(client, &UPSERT_CLAIM, &args).first().get::<pgrx::Uuid>(1).or_raise().expect("RETURNING id")
     });
     crate::session::claims_changed();

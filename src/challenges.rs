@@ -31,17 +31,24 @@ const LOCK_FACTOR: Stmt = Stmt {
     args: &[pg_sys::UUIDOID, pg_sys::INT4OID],
 };
 
+/// `$5` is the new challenge's id: a UUIDv7 (time-ordered), so inserts into the primary
+/// key append to its right edge instead of landing on a random leaf of a large index.
 const INSERT_CHALLENGE: Stmt = Stmt {
     sql: "WITH c AS (
-              INSERT INTO auth.mfa_challenges (factor_id, created_at, ip_address, otp_code)
-              VALUES ($1, pg_catalog.clock_timestamp(), COALESCE($2, pg_catalog.inet_client_addr(), '::1'::inet), $3)
+              INSERT INTO auth.mfa_challenges (id, factor_id, created_at, ip_address, otp_code)
+              VALUES ($5, $1, pg_catalog.clock_timestamp(), COALESCE($2, pg_catalog.inet_client_addr(), '::1'::inet), $3)
               RETURNING id, created_at
           ), f AS (
               UPDATE auth.mfa_factors SET last_challenged_at = (SELECT created_at FROM c) WHERE id = $1
           )
           SELECT id, created_at + pg_catalog.make_interval(secs => $4) FROM c",
-    args: &[pg_sys::UUIDOID, pg_sys::INETOID, pg_sys::TEXTOID, pg_sys::INT4OID],
+    args: &[pg_sys::UUIDOID, pg_sys::INETOID, pg_sys::TEXTOID, pg_sys::INT4OID, pg_sys::UUIDOID],
 };
+
+/// A new time-ordered (version 7) UUID.
+pub fn uuid_v7() -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*uuid::Uuid::now_v7().as_bytes())
+}
 
 /// Everything a verification decides on, with both rows locked. `$2` is the
 /// challenge expiry in seconds, `$3` the caller's IP address (or NULL).
@@ -93,8 +100,8 @@ const SUCCEED: Stmt = Stmt {
                      failed_attempts = 0, locked_until = NULL, updated_at = (SELECT verified_at FROM c)
                WHERE id = $2
           ), claim AS (
-              INSERT INTO auth.mfa_amr_claims AS a (session_id, authentication_method, created_at, updated_at)
-              SELECT $4, $5, verified_at, verified_at FROM c WHERE $4 IS NOT NULL
+              INSERT INTO auth.mfa_amr_claims AS a (id, session_id, authentication_method, created_at, updated_at)
+              SELECT $6, $4, $5, verified_at, verified_at FROM c WHERE $4 IS NOT NULL
               ON CONFLICT ON CONSTRAINT mfa_amr_claims_session_id_authentication_method_pkey
               DO UPDATE SET updated_at = excluded.updated_at
               RETURNING a.session_id
@@ -102,7 +109,7 @@ const SUCCEED: Stmt = Stmt {
           INSERT INTO auth.mfa_amr_claim_factors (session_id, authentication_method, factor_id)
           SELECT session_id, $5, $2 FROM claim
           ON CONFLICT DO NOTHING",
-    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID, pg_sys::INT8OID, pg_sys::UUIDOID, pg_sys::TEXTOID],
+    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID, pg_sys::INT8OID, pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::UUIDOID],
 };
 
 /// Failure: one more failed attempt; the factor locks when it reaches `$2`. A lock
@@ -160,7 +167,7 @@ pub fn create(
     let c = run(
         client,
         &INSERT_CHALLENGE,
-        &[factor_id.into(), ip_address.into(), stored.into(), guc::CHALLENGE_EXPIRY.get().into()],
+        &[factor_id.into(), ip_address.into(), stored.into(), guc::CHALLENGE_EXPIRY.get().into(), uuid_v7().into()],
     );
     let c = c.first();
     let id: pgrx::Uuid = c.get(1).or_raise().expect("RETURNING id");
@@ -269,8 +276,14 @@ pub fn verify(
     let factor_type: String = row.get(3).or_raise().unwrap_or_default();
     let (ok, step) = check_code(&row, &factor_type, code);
     if ok {
-        let args: [DatumWithOid; 5] =
-            [challenge_id.into(), factor_id.into(), step.into(), session_id.into(), amr_method(&factor_type).into()];
+        let args: [DatumWithOid; 6] = [
+            challenge_id.into(),
+            factor_id.into(),
+            step.into(),
+            session_id.into(),
+            amr_method(&factor_type).into(),
+            uuid_v7().into(),
+        ];
         run(client, &SUCCEED, &args);
         crate::session::claims_changed();
     } else {

@@ -262,29 +262,30 @@ fn with_statements<R>(f: impl FnOnce(&Statements) -> R) -> R {
 
 use pgrx::PgOid;
 
+/// Runs one of the prepared per-session look-ups for `sid`, as the claims table's owner.
+fn session_lookup<T: FromDatum + IntoDatum>(
+    sid: uuid::Uuid,
+    statement: impl Fn(&Statements) -> &OwnedPreparedStatement,
+) -> Option<T> {
+    with_statements(|st| {
+        as_owner(st.owner, || {
+            Spi::connect(|client| {
+                let args: [DatumWithOid; 1] = [pgrx::Uuid::from_bytes(*sid.as_bytes()).into()];
+                client.select(statement(st), None, &args).or_raise().first().get::<T>(1).or_raise()
+            })
+        })
+    })
+}
+
 /// updated_at of the current session's newest MFA claim, cached for the statement.
 fn last_mfa() -> Option<i64> {
     let (session, cached) = with_cache(|c| (c.identity.session_id, c.last_mfa));
     if let Some(v) = cached {
         return v;
     }
-    let v = match session {
-        None => None,
-        Some(sid) => with_statements(|st| {
-            as_owner(st.owner, || {
-                Spi::connect(|client| {
-                    let args: [DatumWithOid; 1] = [pgrx::Uuid::from_bytes(*sid.as_bytes()).into()];
-                    client
-                        .select(&st.last_mfa, None, &args)
-                        .or_raise()
-                        .first()
-                        .get::<TimestampWithTimeZone>(1)
-                        .or_raise()
-                        .map(|t| t.into_inner())
-                })
-            })
-        }),
-    };
+    let v = session
+        .and_then(|sid| session_lookup::<TimestampWithTimeZone>(sid, |st| &st.last_mfa))
+        .map(|t| t.into_inner());
     with_cache(|c| c.last_mfa = Some(v));
     v
 }
@@ -353,21 +354,10 @@ pub extern "C" fn pg_finfo_mfa_auth_aal() -> &'static pg_sys::Pg_finfo_record {
 /// auth.session_amr() of the current session ('[]' without a session).
 #[pg_extern(stable, parallel_restricted)]
 fn amr() -> pgrx::JsonB {
-    let Some(sid) = identity().session_id else { return pgrx::JsonB(serde_json::json!([])) };
-    with_statements(|st| {
-        as_owner(st.owner, || {
-            Spi::connect(|client| {
-                let args: [DatumWithOid; 1] = [pgrx::Uuid::from_bytes(*sid.as_bytes()).into()];
-                client
-                    .select(&st.amr, None, &args)
-                    .or_raise()
-                    .first()
-                    .get::<pgrx::JsonB>(1)
-                    .or_raise()
-                    .unwrap_or(pgrx::JsonB(serde_json::json!([])))
-            })
-        })
-    })
+    identity()
+        .session_id
+        .and_then(|sid| session_lookup::<pgrx::JsonB>(sid, |st| &st.amr))
+        .unwrap_or(pgrx::JsonB(serde_json::json!([])))
 }
 
 /// Step-up freshness: whether the current session's newest MFA claim is younger than

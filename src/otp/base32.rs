@@ -84,6 +84,43 @@ const LUT: [u8; 256] = {
     t
 };
 
+/// Collects 5-bit symbols into bytes; shared by both decoding paths.
+struct Bits {
+    out: Vec<u8>,
+    buffer: u64,
+    bits: u32,
+    symbols: usize,
+}
+
+impl Bits {
+    fn new(capacity_hint: usize) -> Self {
+        Bits { out: Vec::with_capacity(capacity_hint * 5 / 8 + 1), buffer: 0, bits: 0, symbols: 0 }
+    }
+
+    #[inline]
+    fn push(&mut self, v: u8) {
+        self.buffer = (self.buffer << 5) | u64::from(v);
+        self.bits += 5;
+        self.symbols += 1;
+        if self.bits >= 8 {
+            self.bits -= 8;
+            self.out.push((self.buffer >> self.bits) as u8);
+            self.buffer &= (1u64 << self.bits) - 1;
+        }
+    }
+
+    /// The bytes, if the symbol count can encode a whole number of them.
+    fn finish(self) -> Result<Vec<u8>, Base32Error> {
+        if self.symbols == 0 {
+            return Err(Base32Error::Empty);
+        }
+        if matches!(self.symbols % 8, 1 | 3 | 6) {
+            return Err(Base32Error::InvalidLength { symbols: self.symbols });
+        }
+        Ok(self.out)
+    }
+}
+
 /// Decodes base32 text into bytes. Trailing bits of a final partial group are
 /// ignored (as authenticator apps do); lengths that cannot encode whole bytes are refused.
 ///
@@ -91,49 +128,28 @@ const LUT: [u8; 256] = {
 /// the input is invalid is it decoded again character by character, to say which
 /// character and where.
 pub fn decode(text: &str) -> Result<Vec<u8>, Base32Error> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len() * 5 / 8 + 1);
-    let mut buffer: u64 = 0;
-    let mut bits: u32 = 0;
-    let mut symbols = 0usize;
+    let mut bits = Bits::new(text.len());
     let mut padded = false;
-    for &b in bytes {
+    for &b in text.as_bytes() {
         let v = LUT[b as usize];
         if v < 32 {
             if padded {
                 return decode_slow(text);
             }
-            buffer = (buffer << 5) | u64::from(v);
-            bits += 5;
-            symbols += 1;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((buffer >> bits) as u8);
-                buffer &= (1u64 << bits) - 1;
-            }
+            bits.push(v);
         } else if v == PAD {
             padded = true;
         } else if v == BAD {
             return decode_slow(text);
         }
     }
-    if symbols == 0 {
-        return Err(Base32Error::Empty);
-    }
-    if matches!(symbols % 8, 1 | 3 | 6) {
-        return Err(Base32Error::InvalidLength { symbols });
-    }
-    Ok(out)
+    bits.finish()
 }
 
 /// The character-by-character decoder, for precise errors.
 fn decode_slow(text: &str) -> Result<Vec<u8>, Base32Error> {
-    let mut out = Vec::with_capacity(text.len() * 5 / 8 + 1);
-    let mut buffer: u64 = 0;
-    let mut bits: u32 = 0;
-    let mut symbols = 0usize;
+    let mut bits = Bits::new(text.len());
     let mut padding_at: Option<usize> = None;
-
     for (i, c) in text.chars().enumerate() {
         let position = i + 1;
         if is_separator(c) {
@@ -146,23 +162,9 @@ fn decode_slow(text: &str) -> Result<Vec<u8>, Base32Error> {
         if let Some(pad) = padding_at {
             return Err(Base32Error::MisplacedPadding { position: pad });
         }
-        let v = symbol_value(c).ok_or(Base32Error::InvalidCharacter { character: c, position })?;
-        buffer = (buffer << 5) | u64::from(v);
-        bits += 5;
-        symbols += 1;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-            buffer &= (1u64 << bits) - 1;
-        }
+        bits.push(symbol_value(c).ok_or(Base32Error::InvalidCharacter { character: c, position })?);
     }
-    if symbols == 0 {
-        return Err(Base32Error::Empty);
-    }
-    if matches!(symbols % 8, 1 | 3 | 6) {
-        return Err(Base32Error::InvalidLength { symbols });
-    }
-    Ok(out)
+    bits.finish()
 }
 
 /// Encodes bytes as upper-case base32 without padding.

@@ -48,9 +48,13 @@ def test_enroll_challenge_verify_amr_aal2(service_role):
         assert c.execute("SELECT auth.session_aal(%s)", (session,)).fetchone()[0] == "aal2"
         amr = c.execute("SELECT auth.session_amr(%s)", (session,)).fetchone()[0]
         assert [m["method"] for m in amr] == ["totp"] and abs(amr[0]["timestamp"] - time.time()) < 5
-        c.execute("SELECT auth.record_amr(%s, 'password')", (session,))
+        claim = c.execute("SELECT auth.record_amr(%s, 'password')", (session,)).fetchone()[0]
         amr = c.execute("SELECT auth.session_amr(%s)", (session,)).fetchone()[0]
         assert [m["method"] for m in amr] == ["password", "totp"]  # most recent first
+        # Time-ordered ids (UUIDv7): inserts append to the primary keys' right edge.
+        assert cid.version == 7 and claim.version == 7
+        later = challenge(c, fid)
+        assert later.version == 7 and later > cid
 
 
 def test_replayed_code_is_refused_on_a_new_challenge(service_role):
