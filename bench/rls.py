@@ -40,6 +40,8 @@ def main():
             c.execute(f"CREATE POLICY everyone ON {name} FOR SELECT USING (true)")
         c.execute("CREATE POLICY mfa ON policy_rows AS RESTRICTIVE FOR SELECT USING (auth.aal() <> 'aal3')")
         print(f"loaded 2 x {ROWS} rows in {time.perf_counter() - t0:.1f} s")
+        # Measure without background writes of the load (or of earlier benchmarks) competing.
+        c.execute("CHECKPOINT")
     with conn(user="bench_reader") as r:
         # Parallel workers would help only the table without the (parallel-restricted)
         # policy; compare per-row cost on one core.
