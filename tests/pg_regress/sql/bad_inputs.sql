@@ -20,7 +20,7 @@ END $$;
 CREATE TEMP TABLE matrix (n serial, q text);
 INSERT INTO matrix (q) VALUES
   -- secrets: huge, unicode, control characters, only separators
-  ($$SELECT auth.totp_generate(repeat('A', 10240))$$),
+  ($$SELECT auth.totp_generate(repeat('A', 10240), to_timestamp(1700000000))$$),
   ($$SELECT auth.totp_generate(repeat('1', 10240))$$),
   ($$SELECT auth.totp_generate('JBSWY3DPÉHPK3PXP')$$),
   ($$SELECT auth.totp_generate('JBSWY3DP' || chr(9731) || 'EHPK')$$),
