@@ -66,7 +66,7 @@ CREATE TABLE auth.mfa_challenges (
 -- a challenge whose factor was deleted by hand is simply not found; cleanup_challenges removes it.
 CREATE INDEX mfa_challenge_created_at_idx ON auth.mfa_challenges USING btree (created_at DESC);
 -- Beside the seed index, not instead of it: verify_factor finds a factor's newest open challenge
--- newest-first, and unenrolling a factor deletes its challenges (ON DELETE CASCADE). With only
+-- newest-first, and unenrolling a factor deletes its challenges (auth.unenroll_factor). With only
 -- (created_at DESC) the first scans every challenge of every factor created within the expiry
 -- window and the second scans the whole table; with this index both touch only the factor's rows.
 CREATE INDEX mfa_challenges_factor_id_created_at_idx
