@@ -24,3 +24,22 @@ SELECT auth.verify_challenge(:'challenge_id', :'code', '127.0.0.1', :'session_id
 SELECT auth.session_aal(:'session_id') AS aal, auth.session_amr(:'session_id') AS amr;
 SELECT challenge_id AS second_challenge FROM auth.create_challenge(:'factor_id', '127.0.0.1') \gset
 SELECT auth.verify_challenge(:'second_challenge', :'code') AS same_code_again_is_refused;
+\echo '--- row-level security and psql sessions: a table readable only by aal2 sessions'
+DROP ROLE IF EXISTS demo_user;
+CREATE ROLE demo_user;
+CREATE TABLE public.docs (id int, body text);
+INSERT INTO public.docs VALUES (1, 'quarterly numbers'), (2, 'launch plan');
+ALTER TABLE public.docs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readable ON public.docs FOR SELECT USING (true);
+CREATE POLICY mfa_required ON public.docs AS RESTRICTIVE FOR SELECT USING (auth.aal() = 'aal2');
+GRANT SELECT ON public.docs TO demo_user;
+SET ROLE demo_user;
+SELECT current_user, auth.uid(), auth.aal();
+SELECT factor_id AS my_factor, secret AS my_secret FROM auth.enroll_my_totp('phone') \gset
+SELECT count(*) AS docs_visible_at_aal1 FROM public.docs;
+\echo '--- SELECT auth.mfa_verify(''<the code your app shows>'') -- here computed from the secret'
+SELECT auth.totp_generate(:'my_secret') AS my_code \gset
+SELECT auth.mfa_verify(:'my_code') AS verified;
+SELECT auth.aal(), count(*) AS docs_visible_at_aal2 FROM public.docs;
+SELECT friendly_name, factor_type, status FROM auth.my_factors();
+RESET ROLE;
