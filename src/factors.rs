@@ -50,12 +50,12 @@ pub const UNENROLL: Stmt = Stmt {
     args: &[pg_sys::UUIDOID],
 };
 
-pub fn non_blank(s: Option<&str>) -> Option<&str> {
+fn non_blank(s: Option<&str>) -> Option<&str> {
     s.filter(|v| !v.trim().is_empty())
 }
 
 /// Checks the per-user limits under a per-user lock, then inserts the factor.
-pub fn insert_factor(
+fn insert_factor(
     user_id: pgrx::Uuid,
     friendly_name: Option<&str>,
     factor_type: &str,

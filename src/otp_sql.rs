@@ -39,7 +39,7 @@ fn totp_verify(
     let t = unix_seconds(required(at, "at"), "at");
     let step = hotp::verify_totp(&key, code, t, window, &params).or_raise()?;
     // Steps of real times fit easily; a step beyond i64 cannot come from a finite timestamptz.
-    Some(i64::try_from(step).or_else(|_| Err(MfaError::invalid("at", "time step out of range"))).or_raise())
+    Some(i64::try_from(step).map_err(|_| MfaError::invalid("at", "time step out of range")).or_raise())
 }
 
 /// The HOTP code of `secret` (base32) for `counter`.
@@ -53,7 +53,7 @@ fn hotp_generate(
     let key = base32::decode(required(secret, "secret")).or_raise();
     let counter = required(counter, "counter");
     let counter = u64::try_from(counter)
-        .or_else(|_| Err(MfaError::invalid("counter", format!("must not be negative, got {counter}"))))
+        .map_err(|_| MfaError::invalid("counter", format!("must not be negative, got {counter}")))
         .or_raise();
     let digits = hotp::check_digits(i64::from(required(digits, "digits"))).or_raise();
     let algorithm = Algorithm::parse(required(algorithm, "algorithm")).or_raise();
@@ -109,14 +109,14 @@ fn otpauth_parse(
     let period = match k.kind {
         uri::Kind::Totp => Some(
             i32::try_from(k.period)
-                .or_else(|_| Err(MfaError::invalid("uri", "period is out of range")))
+                .map_err(|_| MfaError::invalid("uri", "period is out of range"))
                 .or_raise(),
         ),
         uri::Kind::Hotp => None,
     };
     let counter = k
         .counter
-        .map(|c| i64::try_from(c).or_else(|_| Err(MfaError::invalid("uri", "counter is out of range"))).or_raise());
+        .map(|c| i64::try_from(c).map_err(|_| MfaError::invalid("uri", "counter is out of range")).or_raise());
     TableIterator::once((
         k.kind.name().to_owned(),
         k.issuer,

@@ -5,7 +5,7 @@ use pgrx::prelude::*;
 use crate::error::{raise, required, MfaError, OrRaise};
 use crate::otp::{Algorithm, OtpParams};
 
-/// Microseconds between 1970-01-01 and 2000-01-01 (Postgres' timestamp epoch).
+/// Seconds between 1970-01-01 and 2000-01-01 (Postgres' timestamp epoch).
 const PG_EPOCH_OFFSET_SECS: i64 = 946_684_800;
 
 /// Unix seconds (rounded down) of a finite timestamptz.
