@@ -5,11 +5,13 @@
 //! so it can be unit-tested with `cargo test` and fuzzed. The SQL layer maps
 //! [`OtpError`] to SQLSTATEs.
 
+pub mod attempts;
 pub mod base32;
 pub mod code_hash;
 pub mod hotp;
 pub mod phone;
 pub mod qr;
+pub mod sealed;
 pub mod secret;
 pub mod uri;
 
