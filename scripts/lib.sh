@@ -36,11 +36,7 @@ start_cluster() {
   local dir=$1 port=$2; shift 2
   local opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir"
   for o in "$@"; do opts="$opts -c $o"; done
-  if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres "$dir"; else mkdir -p "$dir"; fi
-  if [ ! -f "$dir/data/PG_VERSION" ]; then
-    as_cluster_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --locale=C.UTF-8 \
-      --encoding=UTF8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
-  fi
+  init_cluster "$dir"
   if as_cluster_user "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     as_cluster_user "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
   fi
@@ -48,6 +44,21 @@ start_cluster() {
   as_cluster_user env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
     "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$opts" start >/dev/null \
     || { tail -n 30 "$dir/server.log" >&2; die "could not start the cluster in $dir"; }
+}
+
+# init_cluster DIR: a new cluster in DIR/data (no-op when one is there). A new cluster
+# gets a random mfa_auth.encryption_keys master key in its postgresql.conf (readable only
+# by the cluster user), so TOTP secrets are encrypted at rest from the start.
+init_cluster() {
+  local dir=$1
+  if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres "$dir"; else mkdir -p "$dir"; fi
+  [ -f "$dir/data/PG_VERSION" ] && return 0
+  as_cluster_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --locale=C.UTF-8 \
+    --encoding=UTF8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+  local key
+  key=$(head -c 32 /dev/urandom | base64)
+  printf "\n# mfa_auth: master key for TOTP secrets at rest (current key first)\nmfa_auth.encryption_keys = 'k1:%s'\n" "$key" \
+    | as_cluster_user tee -a "$dir/data/postgresql.conf" >/dev/null
 }
 
 stop_cluster() {

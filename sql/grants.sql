@@ -14,7 +14,10 @@ REVOKE EXECUTE ON FUNCTION
     auth.cleanup_challenges(interval, integer),
     auth.record_amr(uuid, text),
     auth.session_amr(uuid),
-    auth.session_aal(uuid)
+    auth.session_aal(uuid),
+    auth.unlock_factor(uuid),
+    auth.rotate_secrets(integer),
+    auth.attempt_tracking()
 FROM PUBLIC;
 -- Self-service functions (enroll_my_totp, mfa_verify, my_factors, unenroll_my_factor) and
 -- the session functions (uid, session_id, aal, amr, mfa_verified_within, role_user_id) are

@@ -14,7 +14,9 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 use crate::error::{raise, required, MfaError, OrRaise};
+use crate::attempt_limits;
 use crate::guc;
+use crate::secrets;
 use crate::otp::code_hash::{hash_code, verify_code_hash};
 use crate::otp::hotp::{normalize_code, verify_totp};
 use crate::otp::{base32, secret, Algorithm, OtpParams};
@@ -61,7 +63,9 @@ macro_rules! verify_lookup {
                     c.verified_at IS NOT NULL,
                     c.created_at <= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2),
                     ($3::inet IS NOT NULL AND c.ip_address IS DISTINCT FROM $3::inet),
-                    c.otp_code
+                    c.otp_code,
+                    f.failed_attempts,
+                    f.locked_until IS NOT NULL
                FROM auth.mfa_factors f JOIN auth.mfa_challenges c ON c.factor_id = f.id ",
             $where,
             " FOR UPDATE OF f, c"
@@ -97,7 +101,8 @@ const SUCCEED: Stmt = Stmt {
           ), f AS (
               UPDATE auth.mfa_factors
                  SET status = 'verified', last_totp_step = COALESCE($3, last_totp_step),
-                     failed_attempts = 0, locked_until = NULL, updated_at = (SELECT verified_at FROM c)
+                     failed_attempts = 0, locked_until = NULL, updated_at = (SELECT verified_at FROM c),
+                     secret = COALESCE($7, secret)
                WHERE id = $2
           ), claim AS (
               INSERT INTO auth.mfa_amr_claims AS a (id, session_id, authentication_method, created_at, updated_at)
@@ -109,19 +114,27 @@ const SUCCEED: Stmt = Stmt {
           INSERT INTO auth.mfa_amr_claim_factors (session_id, authentication_method, factor_id)
           SELECT session_id, $5, $2 FROM claim
           ON CONFLICT DO NOTHING",
-    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID, pg_sys::INT8OID, pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::UUIDOID],
+    args: &[
+        pg_sys::UUIDOID,
+        pg_sys::UUIDOID,
+        pg_sys::INT8OID,
+        pg_sys::UUIDOID,
+        pg_sys::TEXTOID,
+        pg_sys::UUIDOID,
+        pg_sys::TEXTOID,
+    ],
 };
 
-/// Failure: one more failed attempt; the factor locks when it reaches `$2`. A lock
-/// that has run out (locked_until in the past) starts a fresh count.
+/// Failure: the count decided by attempt_limits (`$2`), the lock when it reached the
+/// limit (`$3`, for `$4` seconds), and the secret re-sealed with the current key (`$5`).
 const FAIL: Stmt = Stmt {
     sql: "UPDATE auth.mfa_factors
-             SET failed_attempts = CASE WHEN locked_until IS NULL THEN failed_attempts + 1 ELSE 1 END,
-                 locked_until = CASE WHEN (CASE WHEN locked_until IS NULL THEN failed_attempts + 1 ELSE 1 END) >= $2
-                                     THEN pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3) END,
+             SET failed_attempts = $2,
+                 locked_until = CASE WHEN $3 THEN pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4) END,
+                 secret = COALESCE($5, secret),
                  updated_at = pg_catalog.clock_timestamp()
            WHERE id = $1",
-    args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INT4OID],
+    args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::BOOLOID, pg_sys::INT4OID, pg_sys::TEXTOID],
 };
 
 /// One batch of old challenges, oldest first on mfa_challenge_created_at_idx,
@@ -150,7 +163,7 @@ pub fn create(
     }
     let f = f.first();
     let factor_type: String = f.get(1).or_raise().unwrap_or_default();
-    if f.get::<bool>(2).or_raise().unwrap_or(false) {
+    if f.get::<bool>(2).or_raise().unwrap_or(false) || attempt_limits::locked(factor_id.as_bytes()) {
         raise(MfaError::FactorLocked);
     }
     let code = match factor_type.as_str() {
@@ -197,10 +210,18 @@ fn unix_now() -> i64 {
 }
 
 /// Whether `code` is right for the locked factor/challenge row, and the TOTP step it matched.
-fn check_code(row: &pgrx::spi::SpiTupleTable<'_>, factor_type: &str, code: &str) -> (bool, Option<i64>) {
+/// The third value is the secret re-sealed with the current key, when it should be.
+fn check_code(
+    row: &pgrx::spi::SpiTupleTable<'_>,
+    factor_id: &pgrx::Uuid,
+    factor_type: &str,
+    code: &str,
+) -> (bool, Option<i64>, Option<String>) {
     match factor_type {
         "totp" => {
-            let Some(secret) = row.get::<String>(4).or_raise() else { return (false, None) };
+            let Some(stored) = row.get::<String>(4).or_raise() else { return (false, None, None) };
+            // A key problem is an error, never a wrong code: nothing is counted.
+            let (secret, resealed) = secrets::open_stored(factor_id, &stored);
             let algorithm = Algorithm::parse(&row.get::<String>(5).or_raise().unwrap_or_default()).or_raise();
             let digits = row.get::<i32>(6).or_raise().unwrap_or(6);
             let period = row.get::<i32>(7).or_raise().unwrap_or(30);
@@ -208,7 +229,7 @@ fn check_code(row: &pgrx::spi::SpiTupleTable<'_>, factor_type: &str, code: &str)
             let key = base32::decode(&secret).or_raise();
             let params = OtpParams::new(algorithm, i64::from(digits), i64::from(period)).or_raise();
             let window = u32::try_from(guc::TOTP_WINDOW.get()).unwrap_or(1);
-            match verify_totp(&key, code, unix_now(), window, &params).or_raise() {
+            let (ok, step) = match verify_totp(&key, code, unix_now(), window, &params).or_raise() {
                 // RFC 6238 §5.2: a step at or before the last accepted one is a replay.
                 Some(step) => {
                     let step = i64::try_from(step).unwrap_or(i64::MAX);
@@ -218,7 +239,8 @@ fn check_code(row: &pgrx::spi::SpiTupleTable<'_>, factor_type: &str, code: &str)
                     }
                 }
                 None => (false, None),
-            }
+            };
+            (ok, step, resealed)
         }
         "phone" => {
             let stored = row.get::<String>(13).or_raise();
@@ -226,7 +248,7 @@ fn check_code(row: &pgrx::spi::SpiTupleTable<'_>, factor_type: &str, code: &str)
                 (Some(stored), Some(given)) => verify_code_hash(&stored, given.as_str()),
                 _ => false,
             };
-            (ok, None)
+            (ok, None, None)
         }
         other => raise(MfaError::UnsupportedFactor(other.to_owned())),
     }
@@ -258,8 +280,11 @@ pub fn verify(
     }
     let row = row.first();
     let flag = |n: usize| row.get::<bool>(n).or_raise().unwrap_or(false);
-    // Order matters: a locked factor refuses everything; then the challenge's own state.
-    if flag(9) {
+    let challenge_id: pgrx::Uuid = row.get(1).or_raise().expect("c.id");
+    let factor_id: pgrx::Uuid = row.get(2).or_raise().expect("f.id");
+    // Order matters: a locked factor refuses everything (its row's lock, or the
+    // shared-memory one a rolled-back failure left); then the challenge's own state.
+    if flag(9) || attempt_limits::locked(factor_id.as_bytes()) {
         raise(MfaError::FactorLocked);
     }
     if flag(10) {
@@ -271,27 +296,35 @@ pub fn verify(
     if flag(12) {
         raise(MfaError::IpMismatch);
     }
-    let challenge_id: pgrx::Uuid = row.get(1).or_raise().expect("c.id");
-    let factor_id: pgrx::Uuid = row.get(2).or_raise().expect("f.id");
     let factor_type: String = row.get(3).or_raise().unwrap_or_default();
-    let (ok, step) = check_code(&row, &factor_type, code);
+    let (ok, step, resealed) = check_code(&row, &factor_id, &factor_type, code);
     if ok {
-        let args: [DatumWithOid; 6] = [
+        let args: [DatumWithOid; 7] = [
             challenge_id.into(),
             factor_id.into(),
             step.into(),
             session_id.into(),
             amr_method(&factor_type).into(),
             uuid_v7().into(),
+            resealed.into(),
         ];
         run(client, &SUCCEED, &args);
+        attempt_limits::clear(factor_id.as_bytes());
         crate::session::claims_changed();
     } else {
-        run(
-            client,
-            &FAIL,
-            &[factor_id.into(), guc::MAX_FAILED_ATTEMPTS.get().into(), guc::LOCKOUT_DURATION.get().into()],
-        );
+        // The row's count restarts after a lock that has run out (a live lock refused above).
+        let persisted = if flag(15) { 0 } else { row.get::<i32>(14).or_raise().unwrap_or(0).max(0) as u32 };
+        // Counted in shared memory first (when preloaded): from here on a ROLLBACK
+        // cannot take this failure back.
+        let counted = attempt_limits::record_failure(factor_id.as_bytes(), persisted);
+        let args: [DatumWithOid; 5] = [
+            factor_id.into(),
+            i32::try_from(counted.failures).unwrap_or(i32::MAX).into(),
+            counted.locked_until.is_some().into(),
+            guc::LOCKOUT_DURATION.get().into(),
+            resealed.into(),
+        ];
+        run(client, &FAIL, &args);
     }
     ok
 }

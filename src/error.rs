@@ -46,6 +46,15 @@ pub enum MfaError {
     NoFactor,
     /// 21000: the current user has several TOTP factors and none was named.
     SeveralFactors,
+    /// 25001: the self-service verification was called inside a transaction block or
+    /// subtransaction while the library is not preloaded (a ROLLBACK would undo the count).
+    AttemptsNotDurable(&'static str),
+    /// 22023: mfa_auth.encryption_keys is malformed (which entry and why, never the key).
+    KeyringInvalid { entry: usize, reason: &'static str },
+    /// 55000: a stored secret cannot be decrypted with the configured keys.
+    SecretUnreadable { factor: String, reason: String },
+    /// 55000: auth.rotate_secrets() needs a key in mfa_auth.encryption_keys.
+    NoEncryptionKey,
     /// XX000: reading a row this extension's own statement returned failed (a bug).
     Internal(String),
 }
@@ -94,6 +103,9 @@ impl MfaError {
             MfaError::NoAuthenticatedUser => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             MfaError::NoFactor => ERRCODE_NO_DATA_FOUND,
             MfaError::SeveralFactors => ERRCODE_CARDINALITY_VIOLATION,
+            MfaError::AttemptsNotDurable(_) => ERRCODE_ACTIVE_SQL_TRANSACTION,
+            MfaError::KeyringInvalid { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+            MfaError::SecretUnreadable { .. } | MfaError::NoEncryptionKey => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         }
     }
 
@@ -122,6 +134,16 @@ impl MfaError {
             MfaError::NoAuthenticatedUser => "no authenticated user for this session".into(),
             MfaError::NoFactor => "no TOTP factor enrolled for the current user".into(),
             MfaError::SeveralFactors => "the current user has several TOTP factors: pass factor_id".into(),
+            MfaError::AttemptsNotDurable(f) => format!(
+                "{f} cannot run inside a transaction block or subtransaction when mfa_auth is not preloaded"
+            ),
+            MfaError::KeyringInvalid { entry, reason } => {
+                format!("invalid value for mfa_auth.encryption_keys: entry {entry}: {reason}")
+            }
+            MfaError::SecretUnreadable { factor, reason } => {
+                format!("cannot decrypt the TOTP secret of factor {factor}: {reason}")
+            }
+            MfaError::NoEncryptionKey => "mfa_auth.encryption_keys is not set".into(),
         }
     }
 
@@ -137,6 +159,15 @@ impl MfaError {
             MfaError::FactorLocked => Some("Wait for mfa_auth.lockout_duration, then try again."),
             MfaError::NoFactor => Some("Enroll one with auth.enroll_my_totp()."),
             MfaError::NoAuthenticatedUser => Some("In gateway mode request.jwt.claims must carry a UUID \"sub\"."),
+            MfaError::AttemptsNotDurable(_) => Some(
+                "A ROLLBACK would undo the failed-attempt count. Call it on its own (autocommit), or add mfa_auth to shared_preload_libraries and restart the server.",
+            ),
+            MfaError::KeyringInvalid { .. } | MfaError::NoEncryptionKey => {
+                Some("The setting is a comma-separated list of key_id:base64-of-32-bytes, the current key first.")
+            }
+            MfaError::SecretUnreadable { .. } => Some(
+                "List the key the secret was encrypted with in mfa_auth.encryption_keys; keep old keys until auth.rotate_secrets() returns 0.",
+            ),
             _ => None,
         }
     }

@@ -22,9 +22,9 @@ const USER_FACTORS: Stmt = Stmt {
 };
 
 const INSERT_FACTOR: Stmt = Stmt {
-    sql: "INSERT INTO auth.mfa_factors (user_id, friendly_name, factor_type, secret, phone)
-          VALUES ($1, $2, $3::auth.factor_type, $4, $5) RETURNING id",
-    args: &[pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID],
+    sql: "INSERT INTO auth.mfa_factors (user_id, friendly_name, factor_type, secret, phone, id)
+          VALUES ($1, $2, $3::auth.factor_type, $4, $5, $6) RETURNING id",
+    args: &[pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::UUIDOID],
 };
 
 /// Deletes a factor, its challenges, its claim links, and the MFA claims that no other
@@ -54,8 +54,15 @@ fn non_blank(s: Option<&str>) -> Option<&str> {
     s.filter(|v| !v.trim().is_empty())
 }
 
+/// A new random (version 4) factor id. Made before the insert: a sealed secret is bound
+/// to its row's id.
+fn new_factor_id() -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*uuid::Uuid::new_v4().as_bytes())
+}
+
 /// Checks the per-user limits under a per-user lock, then inserts the factor.
 fn insert_factor(
+    id: pgrx::Uuid,
     user_id: pgrx::Uuid,
     friendly_name: Option<&str>,
     factor_type: &str,
@@ -84,7 +91,7 @@ fn insert_factor(
         let id = run(
             client,
             &INSERT_FACTOR,
-            &[user_id.into(), friendly_name.into(), factor_type.into(), secret.into(), phone.into()],
+            &[user_id.into(), friendly_name.into(), factor_type.into(), secret.into(), phone.into(), id.into()],
         );
         id.first().get::<pgrx::Uuid>(1).or_raise().expect("INSERT ... RETURNING id")
     })
@@ -106,7 +113,10 @@ pub fn enroll_totp_for(
     // Build the URI before inserting: a bad issuer/account fails with no row written.
     let uri = uri::build_totp(&secret, account, issuer, params.algorithm, params.digits, params.period).or_raise();
     let qr = qr::to_text(&uri, false).or_raise();
-    let id = insert_factor(user_id, friendly_name, "totp", Some(&secret), None);
+    let id = new_factor_id();
+    // Stored sealed with the current key of mfa_auth.encryption_keys (plaintext without one).
+    let stored = crate::secrets::seal_new(&id, &secret);
+    insert_factor(id, user_id, friendly_name, "totp", Some(&stored), None);
     (id, secret, uri, qr)
 }
 
@@ -142,7 +152,7 @@ fn enroll_phone(
     if !is_e164(phone) {
         raise(MfaError::invalid("phone", "must be an E.164 number: '+', country code and number, 15 digits at most"));
     }
-    insert_factor(user_id, friendly_name, "phone", None, Some(phone))
+    insert_factor(new_factor_id(), user_id, friendly_name, "phone", None, Some(phone))
 }
 
 /// Deletes a factor, its challenges, and the MFA claims it granted.
@@ -158,4 +168,26 @@ fn unenroll_factor(factor_id: Option<pgrx::Uuid>) {
         raise(MfaError::FactorNotFound);
     }
     crate::session::claims_changed();
+}
+
+const UNLOCK: Stmt = Stmt {
+    sql: "UPDATE auth.mfa_factors SET failed_attempts = 0, locked_until = NULL, updated_at = pg_catalog.clock_timestamp()
+           WHERE id = $1 RETURNING id",
+    args: &[pg_sys::UUIDOID],
+};
+
+/// Lifts a factor's lockout and forgets its failed attempts, in its row and in the
+/// shared-memory attempt table.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn unlock_factor(factor_id: Option<pgrx::Uuid>) {
+    let factor_id = required(factor_id, "factor_id");
+    let found = Spi::connect_mut(|client| {
+        let args: [DatumWithOid; 1] = [factor_id.into()];
+        run(client, &UNLOCK, &args).len()
+    });
+    if found == 0 {
+        raise(MfaError::FactorNotFound);
+    }
+    crate::attempt_limits::clear(factor_id.as_bytes());
 }

@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 ::pgrx::pg_module_magic!();
 
 mod amr;
+mod attempt_limits;
 mod challenges;
 pub mod error;
 mod factors;
@@ -16,6 +17,7 @@ mod guc;
 mod hooks;
 pub mod otp;
 mod otp_sql;
+mod secrets;
 mod self_service;
 mod session;
 mod spi_util;
@@ -33,6 +35,8 @@ extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
+    secrets::init_guc();
+    attempt_limits::init();
     session::init_gucs();
     hooks::install();
 }
@@ -81,6 +85,18 @@ mod tests {
     }
 
     #[pg_test]
+    fn preloaded_attempt_limits_and_encrypted_secrets() {
+        let durable = Spi::get_one::<bool>("SELECT survives_rollback FROM auth.attempt_tracking()");
+        assert_eq!(durable, Ok(Some(true)));
+        let sealed = Spi::get_one::<bool>(
+            "WITH e AS (SELECT * FROM auth.enroll_totp(gen_random_uuid()))
+             SELECT f.secret LIKE 'mfa1:test:%' AND strpos(f.secret, e.secret) = 0
+               FROM e JOIN auth.mfa_factors f ON f.id = e.factor_id",
+        );
+        assert_eq!(sealed, Ok(Some(true)));
+    }
+
+    #[pg_test]
     fn unenrolling_a_factor_removes_its_challenges_and_links() {
         Spi::run(
             "INSERT INTO auth.mfa_factors (id, user_id, factor_type, secret)
@@ -110,6 +126,10 @@ pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}
 
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        // As in production: preloaded (shared-memory attempt limits) with a master key.
+        vec![
+            "shared_preload_libraries = 'mfa_auth'",
+            "mfa_auth.encryption_keys = 'test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='",
+        ]
     }
 }

@@ -57,6 +57,9 @@ fn enroll_my_totp(
 #[search_path(pg_catalog, pg_temp)]
 fn mfa_verify(code: Option<&str>, factor_id: default!(Option<pgrx::Uuid>, "NULL")) -> bool {
     let code = required(code, "code");
+    // Any role can call this, inside a transaction it controls: unless failures are
+    // counted in shared memory, refuse where a ROLLBACK could undo the count.
+    crate::attempt_limits::require_durable_or_autocommit("auth.mfa_verify");
     let me = identity();
     let user_id = current_user_id();
     let session = me.session_id.map(|s| pgrx::Uuid::from_bytes(*s.as_bytes()));

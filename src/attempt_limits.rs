@@ -1,0 +1,115 @@
+//! Failed-attempt limits that survive ROLLBACK: the pgrx shell around
+//! [`crate::otp::attempts`].
+//!
+//! When the library is in `shared_preload_libraries`, a bounded attempt table lives in
+//! shared memory behind one LWLock: a failure counts there the moment it happens, so a
+//! caller who rolls its transaction back (or makes the statement fail afterwards) keeps
+//! the count. The table columns `failed_attempts` / `locked_until` are still written with
+//! the caller's transaction, so a committed count survives a restart or an eviction.
+//!
+//! Without preloading there is no shared memory: counts are only as durable as the
+//! caller's transaction, and the self-service `auth.mfa_verify` refuses to run where the
+//! caller controls the transaction (see [`require_durable_or_autocommit`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pgrx::prelude::*;
+use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
+
+use crate::error::{raise, MfaError};
+use crate::guc;
+use crate::otp::attempts::{count_failure, AttemptTable, Counted, Limits};
+
+/// Factors tracked at once (× 40 bytes of shared memory, about 320 kB).
+pub const SLOTS: usize = 8192;
+
+#[repr(transparent)]
+pub struct Shared(AttemptTable<SLOTS>);
+
+// SAFETY: plain integers and arrays of them, no pointers: valid in any process.
+unsafe impl PGRXSharedMemory for Shared {}
+
+static TABLE: PgLwLock<Shared> = unsafe { PgLwLock::new(c"mfa_auth_attempts") };
+
+/// Set in the postmaster when preloading; inherited by every backend it forks.
+static DURABLE: AtomicBool = AtomicBool::new(false);
+
+/// Called from _PG_init: reserves the shared table when the library is being preloaded.
+pub fn init() {
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        pg_shmem_init!(TABLE = Shared(AttemptTable::new()));
+        DURABLE.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether failed attempts survive the caller's ROLLBACK (the library is preloaded).
+pub fn durable() -> bool {
+    DURABLE.load(Ordering::Relaxed)
+}
+
+pub fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_failures: u32::try_from(guc::MAX_FAILED_ATTEMPTS.get()).unwrap_or(1),
+        lockout_us: i64::from(guc::LOCKOUT_DURATION.get()) * 1_000_000,
+    }
+}
+
+/// Whether the shared table holds a lock on `factor` that has not run out.
+pub fn locked(factor: &[u8; 16]) -> bool {
+    durable() && TABLE.share().0.locked_until(factor, now_us()).is_some()
+}
+
+/// Counts one failure of `factor` on top of `persisted` (its row's count), in shared
+/// memory when preloaded. The caller writes the result to the row as well.
+pub fn record_failure(factor: &[u8; 16], persisted: u32) -> Counted {
+    let now = now_us();
+    if durable() {
+        TABLE.exclusive().0.record_failure(factor, persisted, now, limits())
+    } else {
+        count_failure(persisted, now, limits())
+    }
+}
+
+/// Forgets `factor`'s failures (a success, or an administrator's unlock).
+pub fn clear(factor: &[u8; 16]) {
+    if durable() {
+        TABLE.exclusive().0.clear(factor);
+    }
+}
+
+/// For the self-service path: without preloading, a verification inside a transaction
+/// block or subtransaction could have its failure count rolled back by the caller, so
+/// it is refused (fail closed). Service functions are not restricted: their callers are
+/// trusted back ends that own the transaction.
+pub fn require_durable_or_autocommit(function: &'static str) {
+    if durable() {
+        return;
+    }
+    let in_block = unsafe { pg_sys::IsTransactionBlock() || pg_sys::GetCurrentTransactionNestLevel() > 1 };
+    if in_block {
+        raise(MfaError::AttemptsNotDurable(function));
+    }
+}
+
+/// Shows how failed attempts are tracked: whether counts survive ROLLBACK, and the
+/// shared table's capacity, entries in use and evictions so far.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn attempt_tracking() -> TableIterator<
+    'static,
+    (
+        name!(survives_rollback, bool),
+        name!(capacity, i32),
+        name!(tracked_factors, i32),
+        name!(evictions, i64),
+    ),
+> {
+    let (used, evicted) = if durable() { TABLE.share().0.usage() } else { (0, 0) };
+    let capacity = if durable() { SLOTS as i32 } else { 0 };
+    TableIterator::once((durable(), capacity, used as i32, evicted as i64))
+}
