@@ -156,7 +156,9 @@ impl MfaError {
             MfaError::ChallengeExpired | MfaError::ChallengeAlreadyVerified | MfaError::NoOpenChallenge => {
                 Some("Create a new challenge with auth.create_challenge().")
             }
-            MfaError::FactorLocked => Some("Wait for mfa_auth.lockout_duration, then try again."),
+            MfaError::FactorLocked => {
+                Some("Wait for mfa_auth.lockout_duration, then try again (an administrator can lift it with auth.unlock_factor()).")
+            }
             MfaError::NoFactor => Some("Enroll one with auth.enroll_my_totp()."),
             MfaError::NoAuthenticatedUser => Some("In gateway mode request.jwt.claims must carry a UUID \"sub\"."),
             MfaError::AttemptsNotDurable(_) => Some(

@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 
@@ -65,12 +66,15 @@ pub fn seal_new(factor: &pgrx::Uuid, secret: &str) -> String {
     let ring = keyring();
     if ring.is_empty() {
         if !WARNED.swap(true, Ordering::Relaxed) {
-            ereport!(
-                PgLogLevel::WARNING,
+            ErrorReport::new(
                 PgSqlErrorCode::ERRCODE_WARNING,
                 "mfa_auth.encryption_keys is not set: TOTP secrets are stored unencrypted",
-                "Set mfa_auth.encryption_keys (superuser, postgresql.conf) to key_id:base64-of-32-bytes; existing secrets are encrypted on their next use or by auth.rotate_secrets()."
-            );
+                "mfa_auth",
+            )
+            .set_hint(
+                "Set mfa_auth.encryption_keys (superuser, postgresql.conf) to key_id:base64-of-32-bytes; existing secrets are encrypted on their next use or by auth.rotate_secrets().",
+            )
+            .report(PgLogLevel::WARNING);
         }
         return secret.to_owned();
     }

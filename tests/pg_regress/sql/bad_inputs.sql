@@ -88,6 +88,11 @@ INSERT INTO matrix (q) VALUES
   ($$SELECT auth.cleanup_challenges('1 hour', -5)$$),
   ($$SELECT auth.cleanup_challenges('1000000 years', 2147483647)$$),
   ($$SELECT auth.unenroll_factor(NULL)$$),
+  -- hardening: unlock, rotation
+  ($$SELECT auth.unlock_factor(NULL)$$),
+  ($$SELECT auth.unlock_factor('00000000-0000-0000-0000-0000000000ff')$$),
+  ($$SELECT auth.rotate_secrets(0)$$),
+  ($$SELECT auth.rotate_secrets(-2147483648)$$),
   -- session functions
   ($$SELECT auth.mfa_verified_within('-1 microsecond')$$),
   ($$SELECT auth.mfa_verified_within('178000000 years')$$),

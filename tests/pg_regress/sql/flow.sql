@@ -80,15 +80,18 @@ UPDATE auth.mfa_challenges SET created_at = created_at - interval '301 seconds' 
 SELECT public.sqlstate_of(format($$SELECT auth.verify_challenge(%L, '123456')$$, :'c3'));
 
 -- Lockout after mfa_auth.max_failed_attempts (5) failures: right codes are refused too.
+-- A 1-second lockout here, so the test can wait for it to run out.
+SET mfa_auth.lockout_duration = 1;
 SELECT factor_id AS lf, secret AS ls FROM auth.enroll_totp('00000000-0000-0000-0000-0000000000a3') \gset
 SELECT challenge_id AS lc FROM auth.create_challenge(:'lf', '::1') \gset
 SELECT auth.verify_challenge(:'lc', '000000') FROM generate_series(1, 5);
 SELECT failed_attempts, locked_until > now() AS locked FROM auth.mfa_factors WHERE id = :'lf';
 SELECT public.sqlstate_of(format($$SELECT auth.verify_challenge(%L, %L)$$, :'lc', auth.totp_generate(:'ls')));
 -- When the lock has run out, the right code is accepted and the count resets.
-UPDATE auth.mfa_factors SET locked_until = now() - interval '1 second' WHERE id = :'lf';
+SELECT pg_sleep(1.1);
 SELECT auth.verify_challenge(:'lc', auth.totp_generate(:'ls')) AS after_lockout;
 SELECT failed_attempts, locked_until FROM auth.mfa_factors WHERE id = :'lf';
+RESET mfa_auth.lockout_duration;
 
 -- Unenrolling removes the factor, its challenges and the claim it granted.
 SELECT auth.unenroll_factor(:'factor_id');
