@@ -4,6 +4,7 @@
 #   2. in-database #[pg_test] tests                    (cargo pgrx test pg15)
 #   3. SQL regression tests with expected output       (pg_regress, tests/pg_regress)
 #   4. end-to-end client tests over a real connection  (pytest + psycopg, tests/e2e)
+#   5. crash invariants under load                     (pgbench + SIGKILL + immediate shutdown, tests/crash)
 # Installs its own prerequisites first (scripts/prereqs.sh), idempotently.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -92,11 +93,17 @@ PY
 )
 record e2e "$p" "$f"
 
+log "level 5: crash invariants under verification load (tests/crash/run.sh)"
+bash "$root/tests/crash/run.sh" 3 6 >"$work/crash.log" 2>&1
+crash_rc=$?
+tail -n 32 "$work/crash.log"
+if [ "$crash_rc" = 0 ]; then record crash 1 0; else record crash 0 1; fi
+
 elapsed=$(( $(date +%s) - t0 ))
 echo
 echo "=================== mfa_auth test summary ==================="
 tp=0; tf=0
-for level in unit pg_test pg_regress e2e; do
+for level in unit pg_test pg_regress e2e crash; do
   printf '  %-11s %4s passed, %s failed\n' "$level" "${passed[$level]}" "${failed[$level]}"
   tp=$((tp + passed[$level])); tf=$((tf + failed[$level]))
 done
