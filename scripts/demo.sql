@@ -15,6 +15,9 @@ SELECT :'code' AS code, auth.totp_verify(:'secret', :'code') AS matched_step,
 SELECT factor_id, secret, uri, qr FROM auth.enroll_totp(gen_random_uuid(), 'phone app', 'mfa_auth demo', 'alice@example.com') \gset
 SELECT :'factor_id' AS factor_id, :'uri' AS uri;
 SELECT :'qr' AS qr;
+\echo '--- the secret as stored: sealed with AES-256-GCM under the cluster key (mfa_auth.encryption_keys)'
+SELECT left(secret, 30) || '...' AS stored_secret, strpos(secret, :'secret') = 0 AS no_plaintext
+  FROM auth.mfa_factors WHERE id = :'factor_id';
 \echo '--- ... challenge it, and verify the code the app shows (here: computed from the secret)'
 SELECT challenge_id, expires_at FROM auth.create_challenge(:'factor_id', '127.0.0.1') \gset
 SELECT gen_random_uuid() AS session_id \gset
@@ -24,6 +27,8 @@ SELECT auth.verify_challenge(:'challenge_id', :'code', '127.0.0.1', :'session_id
 SELECT auth.session_aal(:'session_id') AS aal, auth.session_amr(:'session_id') AS amr;
 SELECT challenge_id AS second_challenge FROM auth.create_challenge(:'factor_id', '127.0.0.1') \gset
 SELECT auth.verify_challenge(:'second_challenge', :'code') AS same_code_again_is_refused;
+\echo '--- failed attempts are counted in shared memory: a ROLLBACK does not undo them'
+SELECT * FROM auth.attempt_tracking();
 \echo '--- row-level security and psql sessions: a table readable only by aal2 sessions'
 DROP ROLE IF EXISTS demo_user;
 CREATE ROLE demo_user;
