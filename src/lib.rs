@@ -88,10 +88,11 @@ mod tests {
     fn preloaded_attempt_limits_and_encrypted_secrets() {
         let durable = Spi::get_one::<bool>("SELECT survives_rollback FROM auth.attempt_tracking()");
         assert_eq!(durable, Ok(Some(true)));
-        let sealed = Spi::get_one::<bool>(
-            "WITH e AS (SELECT * FROM auth.enroll_totp(gen_random_uuid()))
-             SELECT f.secret LIKE 'mfa1:test:%' AND strpos(f.secret, e.secret) = 0
-               FROM e JOIN auth.mfa_factors f ON f.id = e.factor_id",
+        let (id, secret) =
+            Spi::get_two::<pgrx::Uuid, String>("SELECT factor_id, secret FROM auth.enroll_totp(gen_random_uuid())").unwrap();
+        let sealed = Spi::get_one_with_args::<bool>(
+            "SELECT secret LIKE 'mfa1:test:%' AND strpos(secret, $2) = 0 FROM auth.mfa_factors WHERE id = $1",
+            &[id.unwrap().into(), secret.unwrap().into()],
         );
         assert_eq!(sealed, Ok(Some(true)));
     }
