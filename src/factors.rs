@@ -160,14 +160,20 @@ fn enroll_phone(
 #[search_path(pg_catalog, pg_temp)]
 fn unenroll_factor(factor_id: Option<pgrx::Uuid>) {
     let factor_id = required(factor_id, "factor_id");
-    let deleted = Spi::connect_mut(|client| {
+    run_for_factor(&UNENROLL, factor_id);
+    crate::session::claims_changed();
+}
+
+/// Runs a statement whose only parameter is a factor id and which returns the rows it
+/// touched; raises "factor not found" when there were none.
+fn run_for_factor(stmt: &Stmt, factor_id: pgrx::Uuid) {
+    let touched = Spi::connect_mut(|client| {
         let args: [DatumWithOid; 1] = [factor_id.into()];
-        run(client, &UNENROLL, &args).len()
+        run(client, stmt, &args).len()
     });
-    if deleted == 0 {
+    if touched == 0 {
         raise(MfaError::FactorNotFound);
     }
-    crate::session::claims_changed();
 }
 
 const UNLOCK: Stmt = Stmt {
@@ -182,12 +188,6 @@ const UNLOCK: Stmt = Stmt {
 #[search_path(pg_catalog, pg_temp)]
 fn unlock_factor(factor_id: Option<pgrx::Uuid>) {
     let factor_id = required(factor_id, "factor_id");
-    let found = Spi::connect_mut(|client| {
-        let args: [DatumWithOid; 1] = [factor_id.into()];
-        run(client, &UNLOCK, &args).len()
-    });
-    if found == 0 {
-        raise(MfaError::FactorNotFound);
-    }
+    run_for_factor(&UNLOCK, factor_id);
     crate::attempt_limits::clear(factor_id.as_bytes());
 }
