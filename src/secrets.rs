@@ -88,8 +88,9 @@ pub fn open_stored(factor: &pgrx::Uuid, stored: &str) -> (String, Option<String>
     match sealed::open(&ring, factor.as_bytes(), stored) {
         Ok(o) if o.current => (o.secret, None),
         Ok(o) => {
-            let resealed = sealed::seal_random(&ring, factor.as_bytes(), &o.secret).ok();
-            (o.secret, resealed)
+            let resealed = sealed::seal_random(&ring, factor.as_bytes(), &o.secret)
+                .unwrap_or_else(|e| raise(MfaError::Internal(e.to_string())));
+            (o.secret, Some(resealed))
         }
         Err(e) => raise(MfaError::SecretUnreadable { factor: factor.to_string(), reason: e.to_string() }),
     }
@@ -103,7 +104,7 @@ const NOT_CURRENT: Stmt = Stmt {
 };
 
 const RESEAL: Stmt = Stmt {
-    sql: "UPDATE auth.mfa_factors SET secret = $2 WHERE id = $1",
+    sql: "UPDATE auth.mfa_factors SET secret = COALESCE($2, secret) WHERE id = $1",
     args: &[pg_sys::UUIDOID, pg_sys::TEXTOID],
 };
 
@@ -130,10 +131,9 @@ fn rotate_secrets(max_rows: default!(Option<i32>, "NULL")) -> i64 {
             })
             .collect();
         for (id, stored) in &todo {
-            let (plain, _) = open_stored(id, stored);
-            let sealed = sealed::seal_random(&ring, id.as_bytes(), &plain)
-                .unwrap_or_else(|e| raise(MfaError::Internal(e.to_string())));
-            let args: [DatumWithOid; 2] = [(*id).into(), sealed.into()];
+            // Every row selected is plaintext or under another key: opening it re-seals it.
+            let (_, resealed) = open_stored(id, stored);
+            let args: [DatumWithOid; 2] = [(*id).into(), resealed.into()];
             run(client, &RESEAL, &args);
         }
         todo.len() as i64

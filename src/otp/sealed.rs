@@ -39,6 +39,8 @@ pub enum SealError {
     Malformed,
     /// Sealed with a key id that the keyring does not hold.
     UnknownKey(String),
+    /// The OS random number generator failed (no nonce).
+    NoRandomness,
     /// The key with that id does not open the value: a different key under the same id,
     /// a value moved to another row, or a tampered value.
     WrongKey(String),
@@ -49,6 +51,7 @@ impl fmt::Display for SealError {
         match self {
             SealError::Keyring { entry, reason } => write!(f, "entry {entry}: {reason}"),
             SealError::NoKey => write!(f, "no encryption key is configured"),
+            SealError::NoRandomness => write!(f, "the operating system's random number generator failed"),
             SealError::Malformed => write!(f, "the stored value is not a well-formed sealed secret"),
             SealError::UnknownKey(id) => write!(f, "it was encrypted with key \"{id}\", which is not configured"),
             SealError::WrongKey(id) => {
@@ -161,7 +164,7 @@ pub fn seal(ring: &Keyring, factor_id: &[u8; 16], secret: &str, nonce: [u8; NONC
 /// [`seal`] with a nonce from the OS CSPRNG.
 pub fn seal_random(ring: &Keyring, factor_id: &[u8; 16], secret: &str) -> Result<String, SealError> {
     let mut nonce = [0u8; NONCE_BYTES];
-    getrandom::fill(&mut nonce).map_err(|_| SealError::NoKey)?;
+    getrandom::fill(&mut nonce).map_err(|_| SealError::NoRandomness)?;
     seal(ring, factor_id, secret, nonce)
 }
 
