@@ -48,6 +48,7 @@ pub fn durable() -> bool {
     DURABLE.load(Ordering::Relaxed)
 }
 
+/// Unix time in microseconds: the clock of lockouts and of TOTP steps.
 pub fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }

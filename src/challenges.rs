@@ -7,8 +7,6 @@
 //! false after counting the failure, so the count is committed with the caller's
 //! transaction instead of being rolled back by an error.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -205,10 +203,6 @@ fn create_challenge(
     TableIterator::once(row)
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 /// Whether `code` is right for the locked factor/challenge row, and the TOTP step it matched.
 /// The third value is the secret re-sealed with the current key, when it should be.
 fn check_code(
@@ -229,7 +223,7 @@ fn check_code(
             let key = base32::decode(&secret).or_raise();
             let params = OtpParams::new(algorithm, i64::from(digits), i64::from(period)).or_raise();
             let window = u32::try_from(guc::TOTP_WINDOW.get()).unwrap_or(1);
-            let (ok, step) = match verify_totp(&key, code, unix_now(), window, &params).or_raise() {
+            let (ok, step) = match verify_totp(&key, code, attempt_limits::now_us() / 1_000_000, window, &params).or_raise() {
                 // RFC 6238 §5.2: a step at or before the last accepted one is a replay.
                 Some(step) => {
                     let step = i64::try_from(step).unwrap_or(i64::MAX);

@@ -77,6 +77,19 @@ impl From<crate::otp::base32::Base32Error> for MfaError {
     }
 }
 
+impl From<crate::otp::sealed::SealError> for MfaError {
+    fn from(e: crate::otp::sealed::SealError) -> Self {
+        use crate::otp::sealed::SealError;
+        match e {
+            SealError::Keyring { entry, reason } => MfaError::KeyringInvalid { entry, reason },
+            SealError::NoKey => MfaError::NoEncryptionKey,
+            SealError::Random(e) => MfaError::Otp(e),
+            // Opening errors carry the factor id; they are mapped where it is known.
+            other => MfaError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl MfaError {
     pub fn invalid(arg: &'static str, reason: impl Into<String>) -> Self {
         MfaError::InvalidParameter { arg, reason: reason.into() }
@@ -88,6 +101,7 @@ impl MfaError {
             MfaError::NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
             MfaError::InvalidParameter { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             MfaError::Otp(OtpError::QrTooLong) => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            MfaError::Otp(OtpError::RandomSource(_)) => ERRCODE_SYSTEM_ERROR,
             MfaError::Otp(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             MfaError::ChallengeNotFound | MfaError::FactorNotFound | MfaError::NoOpenChallenge => {
                 ERRCODE_NO_DATA_FOUND

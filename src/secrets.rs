@@ -17,7 +17,7 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 
 use crate::error::{raise, MfaError, OrRaise};
-use crate::otp::sealed::{self, Keyring, SealError};
+use crate::otp::sealed::{self, Keyring};
 use crate::spi_util::{run, Stmt};
 
 pub static ENCRYPTION_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -50,11 +50,7 @@ pub fn keyring() -> Rc<Keyring> {
                 return Rc::clone(ring);
             }
         }
-        let ring = match Keyring::parse(&raw.to_string_lossy()) {
-            Ok(r) => Rc::new(r),
-            Err(SealError::Keyring { entry, reason }) => raise(MfaError::KeyringInvalid { entry, reason }),
-            Err(e) => raise(MfaError::Internal(e.to_string())),
-        };
+        let ring = Rc::new(Keyring::parse(&raw.to_string_lossy()).or_raise());
         *c = Some((raw, Rc::clone(&ring)));
         ring
     })
@@ -78,7 +74,7 @@ pub fn seal_new(factor: &pgrx::Uuid, secret: &str) -> String {
         }
         return secret.to_owned();
     }
-    sealed::seal_random(&ring, factor.as_bytes(), secret).unwrap_or_else(|e| raise(MfaError::Internal(e.to_string())))
+    sealed::seal_random(&ring, factor.as_bytes(), secret).or_raise()
 }
 
 /// The plaintext of a stored secret of `factor`, and, when it should be re-sealed with
@@ -88,8 +84,7 @@ pub fn open_stored(factor: &pgrx::Uuid, stored: &str) -> (String, Option<String>
     match sealed::open(&ring, factor.as_bytes(), stored) {
         Ok(o) if o.current => (o.secret, None),
         Ok(o) => {
-            let resealed = sealed::seal_random(&ring, factor.as_bytes(), &o.secret)
-                .unwrap_or_else(|e| raise(MfaError::Internal(e.to_string())));
+            let resealed = sealed::seal_random(&ring, factor.as_bytes(), &o.secret).or_raise();
             (o.secret, Some(resealed))
         }
         Err(e) => raise(MfaError::SecretUnreadable { factor: factor.to_string(), reason: e.to_string() }),

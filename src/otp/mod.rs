@@ -33,6 +33,8 @@ pub enum OtpError {
     InvalidUri(String),
     /// Data too long to fit in a QR code.
     QrTooLong,
+    /// The operating system's random number generator failed.
+    RandomSource(String),
 }
 
 impl fmt::Display for OtpError {
@@ -42,6 +44,7 @@ impl fmt::Display for OtpError {
             OtpError::Base32(e) => write!(f, "invalid secret: {e}"),
             OtpError::InvalidUri(why) => write!(f, "invalid otpauth URI: {why}"),
             OtpError::QrTooLong => write!(f, "data too long for a QR code"),
+            OtpError::RandomSource(e) => write!(f, "the operating system's random number generator failed: {e}"),
         }
     }
 }

@@ -21,6 +21,8 @@ use base64::Engine;
 use hkdf::Hkdf;
 use sha2::Sha256;
 
+use super::OtpError;
+
 /// Version prefix of a sealed value.
 pub const PREFIX: &str = "mfa1:";
 /// Bytes of a master key.
@@ -40,7 +42,7 @@ pub enum SealError {
     /// Sealed with a key id that the keyring does not hold.
     UnknownKey(String),
     /// The OS random number generator failed (no nonce).
-    NoRandomness,
+    Random(OtpError),
     /// The key with that id does not open the value: a different key under the same id,
     /// a value moved to another row, or a tampered value.
     WrongKey(String),
@@ -51,7 +53,7 @@ impl fmt::Display for SealError {
         match self {
             SealError::Keyring { entry, reason } => write!(f, "entry {entry}: {reason}"),
             SealError::NoKey => write!(f, "no encryption key is configured"),
-            SealError::NoRandomness => write!(f, "the operating system's random number generator failed"),
+            SealError::Random(e) => write!(f, "{e}"),
             SealError::Malformed => write!(f, "the stored value is not a well-formed sealed secret"),
             SealError::UnknownKey(id) => write!(f, "it was encrypted with key \"{id}\", which is not configured"),
             SealError::WrongKey(id) => {
@@ -164,7 +166,7 @@ pub fn seal(ring: &Keyring, factor_id: &[u8; 16], secret: &str, nonce: [u8; NONC
 /// [`seal`] with a nonce from the OS CSPRNG.
 pub fn seal_random(ring: &Keyring, factor_id: &[u8; 16], secret: &str) -> Result<String, SealError> {
     let mut nonce = [0u8; NONCE_BYTES];
-    getrandom::fill(&mut nonce).map_err(|_| SealError::NoRandomness)?;
+    super::secret::random_bytes(&mut nonce).map_err(SealError::Random)?;
     seal(ring, factor_id, secret, nonce)
 }
 

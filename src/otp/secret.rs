@@ -8,7 +8,7 @@ pub const MAX_SECRET_BYTES: i64 = 128;
 
 /// Fills `buf` from the OS CSPRNG (getrandom(2) on Linux).
 pub fn random_bytes(buf: &mut [u8]) -> Result<(), OtpError> {
-    getrandom::fill(buf).map_err(|e| invalid("random source", format!("the OS CSPRNG failed: {e}")))
+    getrandom::fill(buf).map_err(|e| OtpError::RandomSource(e.to_string()))
 }
 
 /// A new random secret of `bytes` bytes (10..=128; RFC 4226 asks for at least

@@ -68,6 +68,7 @@ done
 log_kills=$(grep -c 'was terminated by signal 9' "$dir/cluster/server.log" || true)
 log_recoveries=$(grep -c 'database system was not properly shut down; automatic recovery in progress\|database system was interrupted' "$dir/cluster/server.log" || true)
 [ "$log_kills" -ge "$kills" ] || die "expected $kills backend kills in the server log, found $log_kills"
+[ "$log_recoveries" -ge "$immediates" ] || die "expected $immediates crash recoveries in the server log, found $log_recoveries"
 
 # Load figures: pgbench transactions that completed before each crash.
 txns=$(cat "$dir"/bench-*.log | awk '/number of transactions actually processed/ { split($NF, a, "/"); s += a[1] } END { print s + 0 }')
