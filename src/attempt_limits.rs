@@ -19,9 +19,9 @@ use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
 
 use crate::error::{raise, MfaError};
 use crate::guc;
-use crate::otp::attempts::{count_failure, AttemptTable, Counted, Limits};
+use crate::otp::attempts::{count_failure, Admission, AttemptTable, Counted, Limits};
 
-/// Factors tracked at once (× 40 bytes of shared memory, about 320 kB).
+/// Factors tracked at once (× 48 bytes of shared memory, about 384 kB).
 pub const SLOTS: usize = 8192;
 
 #[repr(transparent)]
@@ -35,10 +35,22 @@ static TABLE: PgLwLock<Shared> = unsafe { PgLwLock::new(c"mfa_auth_attempts") };
 /// Set in the postmaster when preloading; inherited by every backend it forks.
 static DURABLE: AtomicBool = AtomicBool::new(false);
 
+/// A random SipHash key for the table's windows, made once per server start (in the
+/// postmaster, when shared memory is set up). Without an OS random source the server
+/// does not start: an unkeyed table could be flushed by a targeted flood.
+fn random_key() -> [u64; 2] {
+    let mut bytes = [0u8; 16];
+    if let Err(e) = crate::otp::secret::random_bytes(&mut bytes) {
+        crate::error::raise(crate::error::MfaError::Otp(e));
+    }
+    let (a, b) = bytes.split_at(8);
+    [u64::from_le_bytes(a.try_into().expect("8 bytes")), u64::from_le_bytes(b.try_into().expect("8 bytes"))]
+}
+
 /// Called from _PG_init: reserves the shared table when the library is being preloaded.
 pub fn init() {
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
-        pg_shmem_init!(TABLE = Shared(AttemptTable::new()));
+        pg_shmem_init!(TABLE = Shared(AttemptTable::new(random_key())));
         DURABLE.store(true, Ordering::Relaxed);
     }
 }
@@ -67,12 +79,20 @@ pub fn locked(factor: &[u8; 16]) -> bool {
 
 /// Counts one failure of `factor` on top of `persisted` (its row's count), in shared
 /// memory when preloaded. The caller writes the result to the row as well.
+///
+/// Verification calls this *before* it evaluates a code and clears the count on success,
+/// so whatever happens after (a wrong code, an error, a ROLLBACK) the attempt is counted.
+/// When the shared table has no room that it may take (see [`crate::otp::attempts`]),
+/// nothing is evaluated: 53400, fail closed.
 pub fn record_failure(factor: &[u8; 16], persisted: u32) -> Counted {
     let now = now_us();
-    if durable() {
-        TABLE.exclusive().0.record_failure(factor, persisted, now, limits())
-    } else {
-        count_failure(persisted, now, limits())
+    if !durable() {
+        return count_failure(persisted, now, limits());
+    }
+    let admission = TABLE.exclusive().0.record_failure(factor, persisted, now, limits());
+    match admission {
+        Admission::Counted(counted) => counted,
+        Admission::Full => raise(MfaError::AttemptTableFull),
     }
 }
 
@@ -98,7 +118,8 @@ pub fn require_durable_or_autocommit(function: &'static str) {
 }
 
 /// Shows how failed attempts are tracked: whether counts survive ROLLBACK, and the
-/// shared table's capacity, entries in use and evictions so far.
+/// shared table's capacity, entries in use, evictions so far, and verifications refused
+/// because their window held only protected entries.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn attempt_tracking() -> TableIterator<
@@ -108,9 +129,10 @@ fn attempt_tracking() -> TableIterator<
         name!(capacity, i32),
         name!(tracked_factors, i32),
         name!(evictions, i64),
+        name!(refusals, i64),
     ),
 > {
-    let (used, evicted) = if durable() { TABLE.share().0.usage() } else { (0, 0) };
+    let (used, evicted, refused) = if durable() { TABLE.share().0.usage() } else { (0, 0, 0) };
     let capacity = if durable() { SLOTS as i32 } else { 0 };
-    TableIterator::once((durable(), capacity, used as i32, evicted as i64))
+    TableIterator::once((durable(), capacity, used as i32, evicted as i64, refused as i64))
 }
