@@ -14,7 +14,9 @@ REVOKE EXECUTE ON FUNCTION
     auth.cleanup_challenges(interval, integer),
     auth.record_amr(uuid, text),
     auth.session_amr(uuid),
+    auth.session_amr(uuid, uuid),
     auth.session_aal(uuid),
+    auth.session_aal(uuid, uuid),
     auth.unlock_factor(uuid),
     auth.rotate_secrets(integer),
     auth.attempt_tracking()

@@ -13,6 +13,10 @@ pub const KNOWN_METHODS: &[&str] = &[
     "mfa/webauthn",
 ];
 
+/// The MFA methods: recorded only by a successful verification, bound to the factor that
+/// earned them (sql/amr.sql spells the same list).
+pub const MFA_METHODS: &[&str] = &["totp", "mfa/phone", "mfa/webauthn"];
+
 const UPSERT_CLAIM: Stmt = Stmt {
     sql: "INSERT INTO auth.mfa_amr_claims AS a (id, session_id, authentication_method, created_at, updated_at)
           VALUES ($3, $1, $2, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp())
@@ -22,8 +26,9 @@ const UPSERT_CLAIM: Stmt = Stmt {
     args: &[pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::UUIDOID],
 };
 
-/// Records that a session completed an authentication method: a new claim, or the
-/// existing one's `updated_at` moved to now. Returns the claim id.
+/// Records that a session completed a (non-MFA) authentication method: a new claim, or the
+/// existing one's `updated_at` moved to now. Returns the claim id. MFA methods are refused:
+/// a claim of one without the factor that earned it would make no one aal2.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn record_amr(session_id: Option<pgrx::Uuid>, authentication_method: Option<&str>) -> pgrx::Uuid {
@@ -34,6 +39,9 @@ fn record_amr(session_id: Option<pgrx::Uuid>, authentication_method: Option<&str
             "authentication_method",
             format!("unknown method; known methods are {}", KNOWN_METHODS.join(", ")),
         ));
+    }
+    if MFA_METHODS.contains(&method) {
+        raise(MfaError::MfaMethodNotRecordable(method.to_owned()));
     }
     let id = Spi::connect_mut(|client| {
         let args: [DatumWithOid; 3] = [session_id.into(), method.into(), crate::challenges::uuid_v7().into()];

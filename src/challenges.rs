@@ -51,24 +51,74 @@ pub fn uuid_v7() -> pgrx::Uuid {
 }
 
 /// Everything a verification decides on, with both rows locked. `$2` is the
-/// challenge expiry in seconds, `$3` the caller's IP address (or NULL).
+/// challenge expiry in seconds, `$3` the caller's IP address (or NULL). The columns are
+/// read by name into [`Locked`].
 macro_rules! verify_lookup {
     ($where:literal) => {
         concat!(
-            "SELECT c.id, f.id, f.factor_type::text, f.secret, f.totp_algorithm, f.totp_digits,
-                    f.totp_period, f.last_totp_step,
-                    f.locked_until > pg_catalog.clock_timestamp(),
-                    c.verified_at IS NOT NULL,
-                    c.created_at <= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2),
-                    ($3::inet IS NOT NULL AND c.ip_address IS DISTINCT FROM $3::inet),
+            "SELECT c.id AS challenge_id, f.id AS factor_id, f.user_id, f.factor_type::text AS factor_type,
+                    f.status OPERATOR(pg_catalog.=) 'verified' AS factor_verified,
+                    f.secret, f.totp_algorithm, f.totp_digits, f.totp_period, f.last_totp_step,
+                    f.locked_until > pg_catalog.clock_timestamp() AS locked,
+                    c.verified_at IS NOT NULL AS challenge_verified,
+                    c.created_at <= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2) AS expired,
+                    ($3::inet IS NOT NULL AND c.ip_address IS DISTINCT FROM $3::inet) AS ip_mismatch,
                     c.otp_code,
                     f.failed_attempts,
-                    f.locked_until IS NOT NULL
+                    f.locked_until IS NOT NULL AS lock_ran_out
                FROM auth.mfa_factors f JOIN auth.mfa_challenges c ON c.factor_id = f.id ",
             $where,
             " FOR UPDATE OF f, c"
         )
     };
+}
+
+/// The locked factor and challenge of one verification.
+struct Locked {
+    challenge_id: pgrx::Uuid,
+    factor_id: pgrx::Uuid,
+    user_id: pgrx::Uuid,
+    factor_type: String,
+    factor_verified: bool,
+    secret: Option<String>,
+    totp_algorithm: String,
+    totp_digits: i32,
+    totp_period: i32,
+    last_totp_step: Option<i64>,
+    /// The row's lock has not run out.
+    locked: bool,
+    challenge_verified: bool,
+    expired: bool,
+    ip_mismatch: bool,
+    otp_code: Option<String>,
+    failed_attempts: i32,
+    /// The row holds a lock (which, when `locked` is false, has run out).
+    lock_ran_out: bool,
+}
+
+impl Locked {
+    fn read(row: &pgrx::spi::SpiTupleTable<'_>) -> Locked {
+        let flag = |name: &str| row.get_by_name::<bool, _>(name).or_raise().unwrap_or(false);
+        Locked {
+            challenge_id: row.get_by_name("challenge_id").or_raise().expect("c.id"),
+            factor_id: row.get_by_name("factor_id").or_raise().expect("f.id"),
+            user_id: row.get_by_name("user_id").or_raise().expect("f.user_id"),
+            factor_type: row.get_by_name("factor_type").or_raise().unwrap_or_default(),
+            factor_verified: flag("factor_verified"),
+            secret: row.get_by_name("secret").or_raise(),
+            totp_algorithm: row.get_by_name("totp_algorithm").or_raise().unwrap_or_default(),
+            totp_digits: row.get_by_name("totp_digits").or_raise().unwrap_or(6),
+            totp_period: row.get_by_name("totp_period").or_raise().unwrap_or(30),
+            last_totp_step: row.get_by_name("last_totp_step").or_raise(),
+            locked: flag("locked"),
+            challenge_verified: flag("challenge_verified"),
+            expired: flag("expired"),
+            ip_mismatch: flag("ip_mismatch"),
+            otp_code: row.get_by_name("otp_code").or_raise(),
+            failed_attempts: row.get_by_name("failed_attempts").or_raise().unwrap_or(0),
+            lock_ran_out: flag("lock_ran_out"),
+        }
+    }
 }
 
 /// By challenge id (primary key).
@@ -205,29 +255,21 @@ fn create_challenge(
 
 /// Whether `code` is right for the locked factor/challenge row, and the TOTP step it matched.
 /// The third value is the secret re-sealed with the current key, when it should be.
-fn check_code(
-    row: &pgrx::spi::SpiTupleTable<'_>,
-    factor_id: &pgrx::Uuid,
-    factor_type: &str,
-    code: &str,
-) -> (bool, Option<i64>, Option<String>) {
-    match factor_type {
+fn check_code(row: &Locked, code: &str) -> (bool, Option<i64>, Option<String>) {
+    match row.factor_type.as_str() {
         "totp" => {
-            let Some(stored) = row.get::<String>(4).or_raise() else { return (false, None, None) };
-            // A key problem is an error, never a wrong code: nothing is counted.
-            let (secret, resealed) = secrets::open_stored(factor_id, &stored);
-            let algorithm = Algorithm::parse(&row.get::<String>(5).or_raise().unwrap_or_default()).or_raise();
-            let digits = row.get::<i32>(6).or_raise().unwrap_or(6);
-            let period = row.get::<i32>(7).or_raise().unwrap_or(30);
-            let last_step = row.get::<i64>(8).or_raise();
+            let Some(stored) = row.secret.as_deref() else { return (false, None, None) };
+            // A key problem is an error, never a wrong code.
+            let (secret, resealed) = secrets::open_stored(&row.factor_id, stored);
+            let algorithm = Algorithm::parse(&row.totp_algorithm).or_raise();
             let key = base32::decode(&secret).or_raise();
-            let params = OtpParams::new(algorithm, i64::from(digits), i64::from(period)).or_raise();
+            let params = OtpParams::new(algorithm, i64::from(row.totp_digits), i64::from(row.totp_period)).or_raise();
             let window = u32::try_from(guc::TOTP_WINDOW.get()).unwrap_or(1);
             let (ok, step) = match verify_totp(&key, code, attempt_limits::now_us() / 1_000_000, window, &params).or_raise() {
                 // RFC 6238 §5.2: a step at or before the last accepted one is a replay.
                 Some(step) => {
                     let step = i64::try_from(step).unwrap_or(i64::MAX);
-                    match last_step {
+                    match row.last_totp_step {
                         Some(last) if step <= last => (false, None),
                         _ => (true, Some(step)),
                     }
@@ -237,9 +279,8 @@ fn check_code(
             (ok, step, resealed)
         }
         "phone" => {
-            let stored = row.get::<String>(13).or_raise();
-            let ok = match (stored, normalize_code(code, PHONE_CODE_DIGITS)) {
-                (Some(stored), Some(given)) => verify_code_hash(&stored, given.as_str()),
+            let ok = match (row.otp_code.as_deref(), normalize_code(code, PHONE_CODE_DIGITS)) {
+                (Some(stored), Some(given)) => verify_code_hash(stored, given.as_str()),
                 _ => false,
             };
             (ok, None, None)
@@ -257,8 +298,8 @@ fn amr_method(factor_type: &str) -> &'static str {
     }
 }
 
-/// Shared by verify_challenge and verify_factor: `lookup` finds and locks the rows,
-/// `missing` is raised when it finds none.
+/// Shared by verify_challenge, verify_factor and mfa_verify: `lookup` finds and locks the
+/// rows, `missing` is raised when it finds none. Load, refuse, count, decide, record.
 pub fn verify(
     client: &mut SpiClient<'_>,
     lookup: &Stmt,
@@ -268,51 +309,54 @@ pub fn verify(
     ip_address: Option<pgrx::Inet>,
     session_id: Option<pgrx::Uuid>,
 ) -> bool {
-    let row = run(client, lookup, &[key.into(), guc::CHALLENGE_EXPIRY.get().into(), ip_address.into()]);
-    if row.is_empty() {
+    let found = run(client, lookup, &[key.into(), guc::CHALLENGE_EXPIRY.get().into(), ip_address.into()]);
+    if found.is_empty() {
         raise(missing);
     }
-    let row = row.first();
-    let flag = |n: usize| row.get::<bool>(n).or_raise().unwrap_or(false);
-    let challenge_id: pgrx::Uuid = row.get(1).or_raise().expect("c.id");
-    let factor_id: pgrx::Uuid = row.get(2).or_raise().expect("f.id");
+    let row = Locked::read(&found.first());
     // Order matters: a locked factor refuses everything (its row's lock, or the
     // shared-memory one a rolled-back failure left); then the challenge's own state.
-    if flag(9) || attempt_limits::locked(factor_id.as_bytes()) {
+    if row.locked || attempt_limits::locked(row.factor_id.as_bytes()) {
         raise(MfaError::FactorLocked);
     }
-    if flag(10) {
+    if row.challenge_verified {
         raise(MfaError::ChallengeAlreadyVerified);
     }
-    if flag(11) {
+    if row.expired {
         raise(MfaError::ChallengeExpired);
     }
-    if flag(12) {
+    if row.ip_mismatch {
         raise(MfaError::IpMismatch);
     }
-    let factor_type: String = row.get(3).or_raise().unwrap_or_default();
-    let (ok, step, resealed) = check_code(&row, &factor_id, &factor_type, code);
+    // An unverified factor of a user who has another verified one: only an aal2 session of
+    // that user may verify it (otherwise a password-only session could add its own factor
+    // and raise itself to aal2). No code is evaluated and nothing is counted.
+    if !row.factor_verified {
+        crate::factors::require_entitled(client, row.user_id, session_id, Some(row.factor_id), "verify another factor");
+    }
+    // Counted before the code is evaluated and cleared on success: from here on neither a
+    // ROLLBACK nor an error can take this attempt back (and with no room in the shared
+    // table the attempt is refused, 53400, before any code is evaluated). The row's count
+    // restarts after a lock that has run out (a live lock was refused above).
+    let persisted = if row.lock_ran_out { 0 } else { row.failed_attempts.max(0) as u32 };
+    let counted = attempt_limits::record_failure(row.factor_id.as_bytes(), persisted);
+    let (ok, step, resealed) = check_code(&row, code);
     if ok {
         let args: [DatumWithOid; 7] = [
-            challenge_id.into(),
-            factor_id.into(),
+            row.challenge_id.into(),
+            row.factor_id.into(),
             step.into(),
             session_id.into(),
-            amr_method(&factor_type).into(),
+            amr_method(&row.factor_type).into(),
             uuid_v7().into(),
             resealed.into(),
         ];
         run(client, &SUCCEED, &args);
-        attempt_limits::clear(factor_id.as_bytes());
+        attempt_limits::clear(row.factor_id.as_bytes());
         crate::session::claims_changed();
     } else {
-        // The row's count restarts after a lock that has run out (a live lock refused above).
-        let persisted = if flag(15) { 0 } else { row.get::<i32>(14).or_raise().unwrap_or(0).max(0) as u32 };
-        // Counted in shared memory first (when preloaded): from here on a ROLLBACK
-        // cannot take this failure back.
-        let counted = attempt_limits::record_failure(factor_id.as_bytes(), persisted);
         let args: [DatumWithOid; 5] = [
-            factor_id.into(),
+            row.factor_id.into(),
             i32::try_from(counted.failures).unwrap_or(i32::MAX).into(),
             counted.locked_until.is_some().into(),
             guc::LOCKOUT_DURATION.get().into(),

@@ -55,6 +55,17 @@ pub enum MfaError {
     SecretUnreadable { factor: String, reason: String },
     /// 55000: auth.rotate_secrets() needs a key in mfa_auth.encryption_keys.
     NoEncryptionKey,
+    /// 53400: the shared attempt table has no room this factor may take: every entry of its
+    /// window is locked or failed within the lockout duration (fail closed).
+    AttemptTableFull,
+    /// 42501: the user already has a verified factor, and the session is not aal2 for them.
+    /// The text says what was refused ("verify another factor", ...).
+    Aal2Required(&'static str),
+    /// 55000: a self-service function in database-session mode while
+    /// mfa_auth.database_sessions is off.
+    DatabaseSessionsOff(&'static str),
+    /// 22023: record_amr of an MFA method (those are recorded by verification only).
+    MfaMethodNotRecordable(String),
     /// XX000: reading a row this extension's own statement returned failed (a bug).
     Internal(String),
 }
@@ -109,7 +120,12 @@ impl MfaError {
             MfaError::ChallengeExpired => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             MfaError::ChallengeAlreadyVerified => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             MfaError::IpMismatch => ERRCODE_INSUFFICIENT_PRIVILEGE,
-            MfaError::FactorLocked | MfaError::TooManyFactors => ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            MfaError::FactorLocked | MfaError::TooManyFactors | MfaError::AttemptTableFull => {
+                ERRCODE_CONFIGURATION_LIMIT_EXCEEDED
+            }
+            MfaError::Aal2Required(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            MfaError::DatabaseSessionsOff(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            MfaError::MfaMethodNotRecordable(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             MfaError::ResendTooSoon(_) => ERRCODE_OBJECT_IN_USE,
             MfaError::DuplicateFactor(_) => ERRCODE_UNIQUE_VIOLATION,
             MfaError::UnsupportedFactor(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -158,6 +174,18 @@ impl MfaError {
                 format!("cannot decrypt the TOTP secret of factor {factor}: {reason}")
             }
             MfaError::NoEncryptionKey => "mfa_auth.encryption_keys is not set".into(),
+            MfaError::AttemptTableFull => {
+                "too many factors have recent failed attempts: this verification cannot be counted, so it is refused".into()
+            }
+            MfaError::Aal2Required(what) => {
+                format!("an aal2 session is required to {what}: verify an existing factor first")
+            }
+            MfaError::DatabaseSessionsOff(f) => {
+                format!("{f} needs a database session, and database-session MFA is off (mfa_auth.database_sessions)")
+            }
+            MfaError::MfaMethodNotRecordable(m) => format!(
+                "invalid authentication_method: \"{m}\" is an MFA method, recorded only by a successful verification"
+            ),
         }
     }
 
@@ -181,6 +209,18 @@ impl MfaError {
             MfaError::KeyringInvalid { .. } | MfaError::NoEncryptionKey => {
                 Some("The setting is a comma-separated list of key_id:base64-of-32-bytes, the current key first.")
             }
+            MfaError::AttemptTableFull => Some(
+                "Try again after mfa_auth.lockout_duration; auth.attempt_tracking() shows the shared table's use and refusals.",
+            ),
+            MfaError::Aal2Required(_) => Some(
+                "This user already has a verified factor. Verify it in this session first (auth.mfa_verify, or verify_challenge/verify_factor with this session_id), then retry in the same session.",
+            ),
+            MfaError::DatabaseSessionsOff(_) => Some(
+                "A superuser can turn it on with ALTER DATABASE ... SET mfa_auth.database_sessions = on (or ALTER ROLE ... SET) for clients that connect directly or through session pooling; keep it off where a transaction pooler shares server connections between clients.",
+            ),
+            MfaError::MfaMethodNotRecordable(_) => Some(
+                "auth.verify_challenge / auth.verify_factor with a session_id record totp, mfa/phone and mfa/webauthn claims bound to the factor's user.",
+            ),
             MfaError::SecretUnreadable { .. } => Some(
                 "List the key the secret was encrypted with in mfa_auth.encryption_keys; keep old keys until auth.rotate_secrets() returns 0.",
             ),

@@ -1,7 +1,8 @@
 //! Enrolling and removing factors.
 
-use pgrx::prelude::*;
 use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
 
 use crate::error::{raise, required, MfaError, OrRaise};
 use crate::otp::{phone::is_e164, qr, secret, uri, OtpParams};
@@ -27,9 +28,46 @@ const INSERT_FACTOR: Stmt = Stmt {
     args: &[pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::UUIDOID],
 };
 
+/// Whether the user has a verified factor other than `$3`, and whether session `$2` is
+/// aal2 for them; under the per-user lock enrollment takes, so that two factors cannot
+/// both be verified as "the first" at once.
+const ENTITLEMENT: Stmt = Stmt {
+    sql: "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('mfa_auth.enroll:' || $1::text, 0)) IS NULL,
+                 EXISTS (SELECT 1 FROM auth.mfa_factors
+                          WHERE user_id = $1 AND status = 'verified' AND id IS DISTINCT FROM $3),
+                 EXISTS (SELECT 1 FROM auth.mfa_verified_claims v WHERE v.session_id = $2 AND v.user_id = $1)",
+    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID, pg_sys::UUIDOID],
+};
+
+/// The trust rule: once a user has a verified factor, adding or verifying another one, or
+/// removing a verified one through self-service, needs a session that is already aal2 for
+/// that user. `except` is the factor being acted on (not counted as "another" one). Raises
+/// 42501 naming `what` was refused.
+pub fn require_entitled(
+    client: &mut SpiClient<'_>,
+    user_id: pgrx::Uuid,
+    session_id: Option<pgrx::Uuid>,
+    except: Option<pgrx::Uuid>,
+    what: &'static str,
+) {
+    let row = run(client, &ENTITLEMENT, &[user_id.into(), session_id.into(), except.into()]);
+    let row = row.first();
+    let has_verified: bool = row.get(2).or_raise().unwrap_or(true);
+    let aal2: bool = row.get(3).or_raise().unwrap_or(false);
+    if has_verified && !aal2 {
+        raise(MfaError::Aal2Required(what));
+    }
+}
+
+/// Locks a factor row against concurrent verification and reads its owner and status.
+const LOCK_FOR_UNENROLL: Stmt = Stmt {
+    sql: "SELECT user_id, status = 'verified' FROM auth.mfa_factors WHERE id = $1 FOR UPDATE",
+    args: &[pg_sys::UUIDOID],
+};
+
 /// Deletes a factor, its challenges, its claim links, and the MFA claims that no other
 /// factor backs, so sessions that were aal2 through it lose aal2.
-pub const UNENROLL: Stmt = Stmt {
+const UNENROLL: Stmt = Stmt {
     sql: "WITH granted AS (
               SELECT session_id, authentication_method FROM auth.mfa_amr_claim_factors WHERE factor_id = $1
           ), orphaned AS (
@@ -155,13 +193,37 @@ fn enroll_phone(
     insert_factor(new_factor_id(), user_id, friendly_name, "phone", None, Some(phone))
 }
 
+/// Removes a factor with everything it granted: the one implementation behind
+/// unenroll_factor and unenroll_my_factor. `allow(client, owner, verified)` may refuse
+/// (raise) once the factor's row is locked; a missing factor raises "factor not found".
+///
+/// Two statements on purpose: the first waits for a verification of the factor that is in
+/// flight (it holds the row `FOR UPDATE`) to commit or roll back; the second runs with a
+/// snapshot taken after that, so it sees, and deletes, the claim that verification made.
+/// (In one statement the claims would be read from a snapshot older than the wait, and a
+/// claim committed meanwhile would survive its factor.)
+pub fn unenroll(factor_id: pgrx::Uuid, allow: impl FnOnce(&mut SpiClient<'_>, pgrx::Uuid, bool)) {
+    Spi::connect_mut(|client| {
+        let args: [DatumWithOid; 1] = [factor_id.into()];
+        let row = run(client, &LOCK_FOR_UNENROLL, &args);
+        if row.is_empty() {
+            raise(MfaError::FactorNotFound);
+        }
+        let row = row.first();
+        let owner: pgrx::Uuid = row.get(1).or_raise().expect("user_id");
+        let verified: bool = row.get(2).or_raise().unwrap_or(true);
+        allow(client, owner, verified);
+        run(client, &UNENROLL, &args);
+    });
+    crate::attempt_limits::clear(factor_id.as_bytes());
+    crate::session::claims_changed();
+}
+
 /// Deletes a factor, its challenges, and the MFA claims it granted.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn unenroll_factor(factor_id: Option<pgrx::Uuid>) {
-    let factor_id = required(factor_id, "factor_id");
-    run_for_factor(&UNENROLL, factor_id);
-    crate::session::claims_changed();
+    unenroll(required(factor_id, "factor_id"), |_, _, _| {});
 }
 
 /// Runs a statement whose only parameter is a factor id and which returns the rows it

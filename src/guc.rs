@@ -1,13 +1,43 @@
-//! Settings (GUCs). All are superuser-set (PGC_SUSET): an ordinary role can
-//! neither loosen the limits nor change them for its own session.
+//! Settings (GUCs). All of mfa_auth's own are superuser-set (PGC_SUSET): an ordinary role
+//! can neither loosen the limits nor change them for its own session.
+//!
+//! The settings that decide *who* the caller is (`mfa_auth.jwt_claims_roles`,
+//! `mfa_auth.database_sessions`, and the gateway's `request.jwt.claims`) have an assign
+//! hook that drops the per-statement identity cache of src/session.rs: Postgres calls it
+//! on every change, including `set_config` inside a DO block and the restore at ROLLBACK,
+//! so a cached identity or aal never outlives the setting it came from.
+
+use std::ffi::CString;
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
 
 pub static CHALLENGE_EXPIRY: GucSetting<i32> = GucSetting::<i32>::new(300);
 pub static MAX_FAILED_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static LOCKOUT_DURATION: GucSetting<i32> = GucSetting::<i32>::new(300);
 pub static PHONE_RESEND_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static TOTP_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(1);
+pub static JWT_CLAIMS_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static DATABASE_SESSIONS: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// PostgREST's `request.jwt.claims`, defined here (when no one else defines it) only so
+/// that its changes reach [`identity_changed`]; it stays settable by everyone, as before.
+pub static JWT_CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// Assign hooks of the identity settings: cannot fail, allocate or raise.
+unsafe extern "C-unwind" fn identity_changed_bool(_new: bool, _extra: *mut core::ffi::c_void) {
+    crate::session::claims_changed();
+}
+unsafe extern "C-unwind" fn identity_changed_string(_new: *const core::ffi::c_char, _extra: *mut core::ffi::c_void) {
+    crate::session::claims_changed();
+}
+
+/// Whether `name` is free for this library to define: not defined, or only a placeholder
+/// (a value set before the library was loaded, which the definition takes over).
+fn definable(name: &core::ffi::CStr) -> bool {
+    // SAFETY: missing_ok = true: returns 0 for an unknown name instead of raising.
+    let flags = unsafe { pg_sys::GetConfigOptionFlags(name.as_ptr(), true) };
+    flags == 0 || flags & pg_sys::GUC_CUSTOM_PLACEHOLDER as i32 != 0
+}
 
 pub fn init() {
     GucRegistry::define_int_guc(
@@ -60,4 +90,42 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    // SAFETY (the three below): the hooks only bump counters; they cannot panic or raise.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"mfa_auth.jwt_claims_roles",
+            c"Roles whose request.jwt.claims (sub, session_id) mfa_auth trusts (gateway mode).",
+            c"Comma-separated role names, e.g. the roles PostgREST switches to. For every other role the claims are ignored.",
+            &JWT_CLAIMS_ROLES,
+            GucContext::Suset,
+            GucFlags::default(),
+            None,
+            Some(identity_changed_string),
+            None,
+        );
+        GucRegistry::define_bool_guc_with_hooks(
+            c"mfa_auth.database_sessions",
+            c"Whether a direct connection is an MFA session of its own (psql self-service).",
+            c"Off by default: behind a transaction pooler several clients share one server connection, and so would share its aal2. Turn it on (per database or role) only where each client has its own server connection: direct connections, or PgBouncer in session mode.",
+            &DATABASE_SESSIONS,
+            GucContext::Suset,
+            GucFlags::default(),
+            None,
+            Some(identity_changed_bool),
+            None,
+        );
+        if definable(c"request.jwt.claims") {
+            GucRegistry::define_string_guc_with_hooks(
+                c"request.jwt.claims",
+                c"The verified JWT claims of the current request (set by the gateway, e.g. PostgREST).",
+                c"mfa_auth reads sub and session_id from it for roles listed in mfa_auth.jwt_claims_roles.",
+                &JWT_CLAIMS,
+                GucContext::Userset,
+                GucFlags::default(),
+                None,
+                Some(identity_changed_string),
+                None,
+            );
+        }
+    }
 }

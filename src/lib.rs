@@ -37,7 +37,7 @@ pub extern "C-unwind" fn _PG_init() {
     guc::init();
     secrets::init_guc();
     attempt_limits::init();
-    session::init_gucs();
+    session::init();
     hooks::install();
 }
 

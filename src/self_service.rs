@@ -1,21 +1,28 @@
 //! Self-service MFA for the current user (auth.uid()), callable by PUBLIC: enroll a TOTP
 //! factor, verify a code, list and remove one's own factors. A caller can never reach
 //! another user's factor through these: every statement is restricted to auth.uid().
+//! Once the user has a verified factor, enrolling another or removing a verified one needs
+//! a session that is aal2 for the user (as in Supabase Auth).
 
-use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 use crate::challenges::{create, verify, LOOKUP_CHALLENGE};
 use crate::error::{raise, required, MfaError, OrRaise};
-use crate::factors::{enroll_totp_for, UNENROLL};
-use crate::session::{caller_role, claims_changed, identity};
+use crate::factors::{enroll_totp_for, require_entitled, unenroll};
+use crate::session::{caller_role, identity};
 use crate::spi_util::{run, Stmt};
 
-fn current_user_id() -> pgrx::Uuid {
-    match identity().uid {
-        Some(u) => pgrx::Uuid::from_bytes(*u.as_bytes()),
-        None => raise(MfaError::NoAuthenticatedUser),
+/// The current user and session of a self-service call. In database-session mode a
+/// session exists only with mfa_auth.database_sessions on: without it, `function` refuses
+/// with 55000 rather than acting for a session that is not there (never a silent aal1).
+fn me(function: &'static str) -> (pgrx::Uuid, Option<pgrx::Uuid>) {
+    let me = identity();
+    let Some(uid) = me.uid else { raise(MfaError::NoAuthenticatedUser) };
+    if !me.gateway && me.session_id.is_none() {
+        raise(MfaError::DatabaseSessionsOff(function));
     }
+    let to_pg = |u: uuid::Uuid| pgrx::Uuid::from_bytes(*u.as_bytes());
+    (to_pg(uid), me.session_id.map(to_pg))
 }
 
 /// The caller's TOTP factors (at most 2 rows: enough to tell "one" from "several"),
@@ -24,11 +31,6 @@ const MY_TOTP_FACTOR: Stmt = Stmt {
     sql: "SELECT id FROM auth.mfa_factors
            WHERE user_id = $1 AND factor_type = 'totp' AND ($2::uuid IS NULL OR id = $2)
            ORDER BY created_at LIMIT 2",
-    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID],
-};
-
-const MY_FACTOR: Stmt = Stmt {
-    sql: "SELECT 1 FROM auth.mfa_factors WHERE id = $1 AND user_id = $2",
     args: &[pg_sys::UUIDOID, pg_sys::UUIDOID],
 };
 
@@ -43,7 +45,8 @@ fn enroll_my_totp(
     'static,
     (name!(factor_id, pgrx::Uuid), name!(secret, String), name!(uri, String), name!(qr, String)),
 > {
-    let user_id = current_user_id();
+    let (user_id, session) = me("auth.enroll_my_totp");
+    Spi::connect_mut(|client| require_entitled(client, user_id, session, None, "enroll another factor"));
     let account = if crate::session::in_gateway_mode() { user_id.to_string() } else { caller_role() };
     let database = Spi::get_one::<String>("SELECT pg_catalog.current_database()::text").or_raise().unwrap_or_default();
     let issuer = issuer.or(Some(database.as_str()));
@@ -60,9 +63,7 @@ fn mfa_verify(code: Option<&str>, factor_id: default!(Option<pgrx::Uuid>, "NULL"
     // Any role can call this, inside a transaction it controls: unless failures are
     // counted in shared memory, refuse where a ROLLBACK could undo the count.
     crate::attempt_limits::require_durable_or_autocommit("auth.mfa_verify");
-    let me = identity();
-    let user_id = current_user_id();
-    let session = me.session_id.map(|s| pgrx::Uuid::from_bytes(*s.as_bytes()));
+    let (user_id, session) = me("auth.mfa_verify");
     Spi::connect_mut(|client| {
         let found = run(client, &MY_TOTP_FACTOR, &[user_id.into(), factor_id.into()]);
         let factor: pgrx::Uuid = match found.len() {
@@ -75,18 +76,20 @@ fn mfa_verify(code: Option<&str>, factor_id: default!(Option<pgrx::Uuid>, "NULL"
     })
 }
 
-/// Removes one of the current user's factors (and the claims it granted).
+/// Removes one of the current user's factors (and the claims it granted). A verified
+/// factor needs an aal2 session.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn unenroll_my_factor(factor_id: Option<pgrx::Uuid>) {
     let factor_id = required(factor_id, "factor_id");
-    let user_id = current_user_id();
-    Spi::connect_mut(|client| {
-        if run(client, &MY_FACTOR, &[factor_id.into(), user_id.into()]).is_empty() {
+    let (user_id, session) = me("auth.unenroll_my_factor");
+    unenroll(factor_id, |client, owner, verified| {
+        // Another user's factor is answered like one that does not exist.
+        if owner != user_id {
             raise(MfaError::FactorNotFound);
         }
-        let args: [DatumWithOid; 1] = [factor_id.into()];
-        run(client, &UNENROLL, &args);
+        if verified {
+            require_entitled(client, user_id, session, None, "remove a verified factor");
+        }
     });
-    claims_changed();
 }

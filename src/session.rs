@@ -4,38 +4,55 @@
 //!
 //! - Identity cannot be forged from SQL. Claims in `request.jwt.claims` count only when the
 //!   caller's role is listed in the superuser-only setting `mfa_auth.jwt_claims_roles`
-//!   (gateway mode); any other caller is its own database role, and its session is a random
-//!   id kept in this backend's memory (not in any setting) until disconnect or DISCARD ALL.
-//! - The verified state is read from auth.mfa_amr_claims, never from a claim.
+//!   (gateway mode); any other caller is its own database role (database-session mode).
+//! - In database-session mode the session is a random id kept in this backend's memory,
+//!   one per role (SET ROLE to another role is another user and another session), until
+//!   disconnect or DISCARD ALL, and only when the superuser-only `mfa_auth.database_sessions`
+//!   is on: behind a transaction pooler one server connection serves many clients, so by
+//!   default a direct connection has no MFA session at all.
+//! - The verified state is read from auth.mfa_amr_claims, never from a claim, and an MFA
+//!   claim counts only for the user whose factor earned it (auth.mfa_verified_claims).
 //! - Cheap per row: these are plain C functions (no SECURITY DEFINER, no SET), and each
 //!   caches its answer for the current statement, so a policy that calls auth.aal() on
 //!   every row runs one index look-up per statement. The cache is keyed on the statement
 //!   start time and the caller's role, and is dropped whenever this backend verifies a
-//!   code, records a claim or runs DISCARD ALL.
+//!   code, records a claim, changes an identity setting (request.jwt.claims included, see
+//!   src/guc.rs), rolls back a subtransaction, or runs DISCARD ALL.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use pgrx::datum::DatumWithOid;
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
-use std::ffi::CString;
 
 use crate::error::{raise, required, MfaError, OrRaise};
+use crate::guc::{DATABASE_SESSIONS, JWT_CLAIMS_ROLES};
 
-pub static JWT_CLAIMS_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-
-pub fn init_gucs() {
-    GucRegistry::define_string_guc(
-        c"mfa_auth.jwt_claims_roles",
-        c"Roles whose request.jwt.claims (sub, session_id) mfa_auth trusts (gateway mode).",
-        c"Comma-separated role names, e.g. the roles PostgREST switches to. For every other role the claims are ignored.",
-        &JWT_CLAIMS_ROLES,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
+/// Called from _PG_init: a rolled-back subtransaction (ROLLBACK TO SAVEPOINT, an exception
+/// block) may have undone a claim this backend recorded, so it drops the cache too.
+pub fn init() {
+    unsafe extern "C-unwind" fn on_subxact(
+        event: pg_sys::SubXactEvent::Type,
+        _my: pg_sys::SubTransactionId,
+        _parent: pg_sys::SubTransactionId,
+        _arg: *mut core::ffi::c_void,
+    ) {
+        if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+            claims_changed();
+        }
+    }
+    unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut core::ffi::c_void) {
+        if event == pg_sys::XactEvent::XACT_EVENT_ABORT || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT {
+            claims_changed();
+        }
+    }
+    // SAFETY: registered once per backend; the callbacks only bump counters.
+    unsafe {
+        pg_sys::RegisterSubXactCallback(Some(on_subxact), std::ptr::null_mut());
+        pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut());
+    }
 }
 
 /// The namespace of role-derived user ids (UUID v5 of the role name within it).
@@ -59,15 +76,17 @@ pub fn parse_claims(json: &str) -> (Option<uuid::Uuid>, Option<uuid::Uuid>) {
 }
 
 thread_local! {
-    /// This backend's database-session id: made on first use, reset by DISCARD ALL.
-    static DB_SESSION: Cell<Option<uuid::Uuid>> = const { Cell::new(None) };
+    /// This backend's database-session ids, one per role: made on first use, forgotten by
+    /// DISCARD ALL.
+    static DB_SESSIONS: RefCell<Vec<(pg_sys::Oid, uuid::Uuid)>> = const { RefCell::new(Vec::new()) };
     /// Bumped when this backend changes claims or runs DISCARD ALL: drops the cache.
     static GENERATION: Cell<u64> = const { Cell::new(0) };
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
     static STATEMENTS: RefCell<Option<Statements>> = const { RefCell::new(None) };
 }
 
-/// The claims of this backend changed (a verification, a recorded claim, an unenroll).
+/// The claims of this backend, or who the caller is, changed (a verification, a recorded
+/// claim, an unenroll, an identity setting, a rolled-back subtransaction).
 pub fn claims_changed() {
     GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
     AAL_FAST_STATEMENT.store(i64::MIN, Ordering::Relaxed);
@@ -83,19 +102,20 @@ static AAL_FAST_ANSWER: AtomicU32 = AtomicU32::new(0);
 
 /// DISCARD ALL: a pooled connection handed to someone else starts a new session.
 pub fn discard_all() {
-    DB_SESSION.with(|s| s.set(None));
+    DB_SESSIONS.with(|s| s.borrow_mut().clear());
     claims_changed();
 }
 
-
-fn db_session() -> uuid::Uuid {
-    DB_SESSION.with(|s| match s.get() {
-        Some(id) => id,
-        None => {
-            let id = uuid::Uuid::new_v4();
-            s.set(Some(id));
-            id
+/// The database session of `role` in this backend.
+fn db_session(role: pg_sys::Oid) -> uuid::Uuid {
+    DB_SESSIONS.with(|s| {
+        let mut s = s.borrow_mut();
+        if let Some((_, id)) = s.iter().find(|(r, _)| *r == role) {
+            return *id;
         }
+        let id = uuid::Uuid::new_v4();
+        s.push((role, id));
+        id
     })
 }
 
@@ -137,6 +157,8 @@ fn statement_key() -> StatementKey {
 pub struct Identity {
     pub uid: Option<uuid::Uuid>,
     pub session_id: Option<uuid::Uuid>,
+    /// Gateway mode (identity from request.jwt.claims), else database-session mode.
+    pub gateway: bool,
 }
 
 struct Cached {
@@ -163,7 +185,7 @@ pub fn in_gateway_mode() -> bool {
     JWT_CLAIMS_ROLES.get().map(|l| role_listed(&l.to_string_lossy(), &role)).unwrap_or(false)
 }
 
-fn resolve_identity() -> Identity {
+fn resolve_identity(role: pg_sys::Oid) -> Identity {
     if in_gateway_mode() {
         // SAFETY: missing_ok = true returns NULL for an unset placeholder.
         let claims = unsafe { pg_sys::GetConfigOption(c"request.jwt.claims".as_ptr(), true, false) };
@@ -172,9 +194,10 @@ fn resolve_identity() -> Identity {
         } else {
             parse_claims(&unsafe { CStr::from_ptr(claims) }.to_string_lossy())
         };
-        Identity { uid, session_id }
+        Identity { uid, session_id, gateway: true }
     } else {
-        Identity { uid: Some(role_uuid(&caller_role())), session_id: Some(db_session()) }
+        let session_id = DATABASE_SESSIONS.get().then(|| db_session(role));
+        Identity { uid: Some(role_uuid(&caller_role())), session_id, gateway: false }
     }
 }
 
@@ -183,7 +206,7 @@ fn with_cache<R>(f: impl FnOnce(&mut Cached) -> R) -> R {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().map(|x| x.key != key).unwrap_or(true) {
-            *c = Some(Cached { key, identity: resolve_identity(), last_mfa: None, aal: None });
+            *c = Some(Cached { key, identity: resolve_identity(key.role), last_mfa: None, aal: None });
         }
         f(c.as_mut().expect("just filled"))
     })
@@ -225,11 +248,11 @@ struct Statements {
 }
 
 // Every name qualified, operators included: these plans are made under the caller's
-// search_path, which must not be able to change what they mean.
-const LAST_MFA_SQL: &str = "SELECT pg_catalog.max(a.updated_at) FROM auth.mfa_amr_claims a
-     WHERE a.session_id OPERATOR(pg_catalog.=) $1
-       AND a.authentication_method OPERATOR(pg_catalog.=) ANY ('{totp,mfa/phone,mfa/webauthn}'::pg_catalog.text[])";
-const AMR_SQL: &str = "SELECT auth.session_amr($1)";
+// search_path, which must not be able to change what they mean. $1 is the session, $2 the
+// user: an MFA claim counts only through a factor of that user (auth.mfa_verified_claims).
+const LAST_MFA_SQL: &str = "SELECT pg_catalog.max(v.updated_at) FROM auth.mfa_verified_claims v
+     WHERE v.session_id OPERATOR(pg_catalog.=) $1 AND v.user_id OPERATOR(pg_catalog.=) $2";
+const AMR_SQL: &str = "SELECT auth.session_amr($1, $2)";
 
 fn with_statements<R>(f: impl FnOnce(&Statements) -> R) -> R {
     STATEMENTS.with(|s| {
@@ -249,9 +272,9 @@ fn with_statements<R>(f: impl FnOnce(&Statements) -> R) -> R {
                 let owner: pg_sys::Oid = row.get(1).or_raise().expect("relowner");
                 let aal1: pg_sys::Oid = row.get(2).or_raise().expect("aal1");
                 let aal2: pg_sys::Oid = row.get(3).or_raise().expect("aal2");
-                let uuid = [PgOid::from(pg_sys::UUIDOID)];
-                let last_mfa = client.prepare(LAST_MFA_SQL, &uuid).or_raise().keep();
-                let amr = client.prepare(AMR_SQL, &uuid).or_raise().keep();
+                let uuids = [PgOid::from(pg_sys::UUIDOID), PgOid::from(pg_sys::UUIDOID)];
+                let last_mfa = client.prepare(LAST_MFA_SQL, &uuids).or_raise().keep();
+                let amr = client.prepare(AMR_SQL, &uuids).or_raise().keep();
                 Statements { owner, aal1, aal2, last_mfa, amr }
             });
             *s.borrow_mut() = Some(st);
@@ -262,30 +285,31 @@ fn with_statements<R>(f: impl FnOnce(&Statements) -> R) -> R {
 
 use pgrx::PgOid;
 
-/// Runs one of the prepared per-session look-ups for `sid`, as the claims table's owner.
+/// Runs one of the prepared per-session look-ups for the current session and user, as the
+/// claims table's owner; None without a session or user.
 fn session_lookup<T: FromDatum + IntoDatum>(
-    sid: uuid::Uuid,
+    me: Identity,
     statement: impl Fn(&Statements) -> &OwnedPreparedStatement,
 ) -> Option<T> {
+    let (sid, uid) = (to_pg(me.session_id)?, to_pg(me.uid)?);
     with_statements(|st| {
         as_owner(st.owner, || {
             Spi::connect(|client| {
-                let args: [DatumWithOid; 1] = [pgrx::Uuid::from_bytes(*sid.as_bytes()).into()];
+                let args: [DatumWithOid; 2] = [sid.into(), uid.into()];
                 client.select(statement(st), None, &args).or_raise().first().get::<T>(1).or_raise()
             })
         })
     })
 }
 
-/// updated_at of the current session's newest MFA claim, cached for the statement.
+/// updated_at of the current session's newest MFA claim of the current user, cached for
+/// the statement.
 fn last_mfa() -> Option<i64> {
-    let (session, cached) = with_cache(|c| (c.identity.session_id, c.last_mfa));
+    let (me, cached) = with_cache(|c| (c.identity, c.last_mfa));
     if let Some(v) = cached {
         return v;
     }
-    let v = session
-        .and_then(|sid| session_lookup::<TimestampWithTimeZone>(sid, |st| &st.last_mfa))
-        .map(|t| t.into_inner());
+    let v = session_lookup::<TimestampWithTimeZone>(me, |st| &st.last_mfa).map(|t| t.into_inner());
     with_cache(|c| c.last_mfa = Some(v));
     v
 }
@@ -351,13 +375,10 @@ pub extern "C" fn pg_finfo_mfa_auth_aal() -> &'static pg_sys::Pg_finfo_record {
     &V1
 }
 
-/// auth.session_amr() of the current session ('[]' without a session).
+/// auth.session_amr() of the current session and user ('[]' without a session or user).
 #[pg_extern(stable, parallel_restricted)]
 fn amr() -> pgrx::JsonB {
-    identity()
-        .session_id
-        .and_then(|sid| session_lookup::<pgrx::JsonB>(sid, |st| &st.amr))
-        .unwrap_or(pgrx::JsonB(serde_json::json!([])))
+    session_lookup::<pgrx::JsonB>(identity(), |st| &st.amr).unwrap_or(pgrx::JsonB(serde_json::json!([])))
 }
 
 /// Step-up freshness: whether the current session's newest MFA claim is younger than
