@@ -10,7 +10,7 @@ ensure_cargo_path
 
 # --- Debian packages -----------------------------------------------------------
 apt_pkgs=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR sudo pkg-config libssl-dev
-          build-essential oathtool python3-venv)
+          build-essential oathtool python3-venv pgbouncer)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -34,6 +34,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     esac
   done
   [ ${#rest[@]} -gt 0 ] && as_root apt-get install -y -q --no-upgrade --no-install-recommends "${rest[@]}"
+fi
+
+# Debian's pgbouncer package may start a system-wide service: the tests run their own.
+if pgrep -x pgbouncer -u postgres >/dev/null 2>&1 && [ -f /etc/init.d/pgbouncer ]; then
+  as_root service pgbouncer stop >/dev/null 2>&1 || true
 fi
 
 # --- cargo-pgrx ----------------------------------------------------------------

@@ -25,6 +25,8 @@ def database():
     with connect("postgres") as c:
         c.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         c.execute(f"CREATE DATABASE {DB}")
+        # The psql-style tests use database sessions (off by default: see test_pooler.py).
+        c.execute(f"ALTER DATABASE {DB} SET mfa_auth.database_sessions = on")
     with connect() as c:
         c.execute("CREATE EXTENSION mfa_auth")
     yield DB
@@ -46,7 +48,9 @@ SERVICE_FUNCTIONS = [
     "auth.cleanup_challenges(interval, integer)",
     "auth.record_amr(uuid, text)",
     "auth.session_amr(uuid)",
+    "auth.session_amr(uuid, uuid)",
     "auth.session_aal(uuid)",
+    "auth.session_aal(uuid, uuid)",
 ]
 
 
@@ -69,3 +73,50 @@ def plain_role(database):
     with connect() as c:
         c.execute(f"DROP OWNED BY {name}")
         c.execute(f"DROP ROLE {name}")
+
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def as_cluster_user(args, **kw):
+    """Runs a server command as the postgres OS user when we are root (Postgres refuses root)."""
+    import subprocess
+    if os.geteuid() == 0:
+        args = ["runuser", "-u", "postgres", "--"] + args
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
+
+
+class ThrowawayCluster:
+    """A cluster of its own on loopback, for tests that must not share server state (shared
+    memory, settings) with the main one. `options` are postgres -c settings."""
+
+    def __init__(self, prefix, *options):
+        import shutil
+        import tempfile
+        self.root = tempfile.mkdtemp(prefix=prefix)
+        os.chmod(self.root, 0o755)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.data, self.port = os.path.join(self.root, "data"), _free_port()
+        as_cluster_user([f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres", "--auth=trust"])
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
+        opts += "".join(f" -c {o}" for o in options)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUST_")}
+        as_cluster_user([f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.root, "log"), "-w",
+                         "-o", opts, "start"], env=env)
+        self.conn = dict(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True)
+
+    def connect(self, **kw):
+        return psycopg.connect(**{**self.conn, **kw})
+
+    def stop(self):
+        import shutil
+        as_cluster_user([f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(self.root, ignore_errors=True)

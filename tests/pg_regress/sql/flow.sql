@@ -42,8 +42,10 @@ SELECT challenge_id AS pc, code AS phone_code FROM auth.create_challenge(:'phone
 SELECT length(:'phone_code') AS code_len,
        otp_code ~ '^v1\$[0-9a-f]{32}\$[0-9a-f]{64}$' AS hashed, position(:'phone_code' IN otp_code) = 0 AS code_absent
   FROM auth.mfa_challenges WHERE id = :'pc';
-SELECT auth.verify_challenge(:'pc', :'phone_code', NULL, '00000000-0000-0000-0000-00000000005f') AS phone_ok;
-SELECT auth.session_amr('00000000-0000-0000-0000-00000000005f')->0->>'method' AS method;
+-- The user already has a verified factor: a second one is verified only in a session that is
+-- aal2 for them (here 5e, which verified the TOTP factor above).
+SELECT auth.verify_challenge(:'pc', :'phone_code', NULL, '00000000-0000-0000-0000-00000000005e') AS phone_ok;
+SELECT auth.session_amr('00000000-0000-0000-0000-00000000005e')->0->>'method' AS method;
 
 -- Every refusal: an explicit SQLSTATE and a message that leaks nothing.
 SELECT challenge_id AS c3 FROM auth.create_challenge(:'factor_id', '10.0.0.1') \gset
@@ -96,6 +98,10 @@ RESET mfa_auth.lockout_duration;
 -- Unenrolling removes the factor, its challenges and the claim it granted.
 SELECT auth.unenroll_factor(:'factor_id');
 SELECT count(*) AS challenges_left FROM auth.mfa_challenges WHERE factor_id = :'factor_id';
+-- The phone factor still backs its own claim; removing it too leaves the session aal1.
+SELECT auth.session_aal('00000000-0000-0000-0000-00000000005e'),
+       jsonb_path_query_array(auth.session_amr('00000000-0000-0000-0000-00000000005e'), '$[*].method') AS methods;
+SELECT auth.unenroll_factor(:'phone_factor');
 SELECT auth.session_aal('00000000-0000-0000-0000-00000000005e'),
        jsonb_path_query_array(auth.session_amr('00000000-0000-0000-0000-00000000005e'), '$[*].method') AS methods;
 

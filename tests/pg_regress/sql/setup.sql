@@ -1,5 +1,7 @@
 -- Runs first: the extension under test, in a fresh database made by pg_regress.
 CREATE EXTENSION mfa_auth;
+-- The psql-style tests use database sessions (off by default; trust_model turns it off again).
+SELECT format('ALTER DATABASE %I SET mfa_auth.database_sessions = on', current_database()) \gexec
 SELECT extname, extversion, nspname AS schema, extrelocatable
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
  WHERE extname = 'mfa_auth';
