@@ -16,6 +16,8 @@ pub enum Base32Error {
     MisplacedPadding { position: usize },
     /// A number of symbols that no whole number of bytes encodes (1, 3 or 6 mod 8).
     InvalidLength { symbols: usize },
+    /// Longer than [`super::limits::SECRET_TEXT`] bytes: refused before decoding.
+    TooLong,
 }
 
 impl fmt::Display for Base32Error {
@@ -36,6 +38,7 @@ impl fmt::Display for Base32Error {
                 f,
                 "{symbols} base32 symbols do not encode a whole number of bytes (a truncated secret?)"
             ),
+            Base32Error::TooLong => write!(f, "longer than {} bytes", super::limits::SECRET_TEXT),
         }
     }
 }
@@ -128,6 +131,9 @@ impl Bits {
 /// the input is invalid is it decoded again character by character, to say which
 /// character and where.
 pub fn decode(text: &str) -> Result<Vec<u8>, Base32Error> {
+    if text.len() > super::limits::SECRET_TEXT {
+        return Err(Base32Error::TooLong);
+    }
     let mut bits = Bits::new(text.len());
     let mut padded = false;
     for &b in text.as_bytes() {

@@ -1,10 +1,15 @@
-//! Hashing of one-time codes that must be stored (SMS challenges): the table keeps
-//! `v1$<hex salt>$<hex HMAC-SHA256(salt, code)>`, never the code.
+//! Hashing of one-time codes that must be stored (SMS challenges), never the code:
 //!
-//! A 6-digit code has only 10^6 values, so no hash makes a leaked row safe on its
-//! own; what the hash buys is that the code never appears in the table, in dumps or
-//! in logs, and the random salt defeats precomputed tables across rows. The row is
-//! also unreadable by ordinary roles and expires within minutes.
+//! - `v2$<key id>$<hex salt>$<hex HMAC-SHA256(server key, salt || code)>` when a master key is
+//!   configured: the server key is derived from master key `<key id>` (HKDF, see
+//!   [`super::sealed::Keyring::derived`]), so a row alone (a dump, a replica, a log) cannot be
+//!   checked against the 10^6 possible codes; the key id lets a rotation keep open
+//!   challenges verifiable while the old key is still listed.
+//! - `v1$<hex salt>$<hex HMAC-SHA256(salt, code)>` without a key (and from 0.1.0): the code
+//!   never sits in the table in clear, but with only 10^6 codes the row alone gives it away
+//!   to anyone who tries them all (about a second).
+//!
+//! The row is also unreadable by ordinary roles and expires within minutes.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -13,10 +18,14 @@ use subtle::ConstantTimeEq;
 use super::{secret, OtpError};
 
 const PREFIX: &str = "v1$";
+const PREFIX_KEYED: &str = "v2$";
 
-fn mac(salt: &[u8], code: &str) -> Vec<u8> {
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(salt).expect("HMAC takes any key length");
-    m.update(code.as_bytes());
+/// HMAC-SHA256 over the concatenation of `parts`.
+fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        m.update(p);
+    }
     m.finalize().into_bytes().to_vec()
 }
 
@@ -40,20 +49,41 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Hashes `code` with a fresh 16-byte random salt.
-pub fn hash_code(code: &str) -> Result<String, OtpError> {
+/// Hashes `code` with a fresh 16-byte random salt, keyed with `key` = (key id, server key)
+/// when one is given (`v2`), else unkeyed (`v1`).
+pub fn hash_code(code: &str, key: Option<(&str, &[u8; 32])>) -> Result<String, OtpError> {
     let mut salt = [0u8; 16];
     secret::random_bytes(&mut salt)?;
-    Ok(format!("{PREFIX}{}${}", hex(&salt), hex(&mac(&salt, code))))
+    Ok(match key {
+        Some((id, key)) => format!("{PREFIX_KEYED}{id}${}${}", hex(&salt), hex(&mac(key, &[&salt, code.as_bytes()]))),
+        None => format!("{PREFIX}{}${}", hex(&salt), hex(&mac(&salt, &[code.as_bytes()]))),
+    })
 }
 
-/// Whether `code` hashes to `stored`, compared in constant time. A malformed
-/// stored value never matches.
-pub fn verify_code_hash(stored: &str, code: &str) -> bool {
-    let Some(rest) = stored.strip_prefix(PREFIX) else { return false };
-    let Some((salt, digest)) = rest.split_once('$') else { return false };
-    let (Some(salt), Some(digest)) = (unhex(salt), unhex(digest)) else { return false };
-    bool::from(mac(&salt, code).ct_eq(&digest))
+/// The key id a keyed (`v2`) hash was made with.
+pub fn key_id_of(stored: &str) -> Option<&str> {
+    stored.strip_prefix(PREFIX_KEYED)?.split('$').next()
+}
+
+/// Whether `code` hashes to `stored`, compared in constant time. `key` is the server key
+/// of the id the stored value names ([`key_id_of`]), for a `v2` value. A malformed value,
+/// or a `v2` value without its key, never matches.
+pub fn verify_code_hash(stored: &str, code: &str, key: Option<&[u8; 32]>) -> bool {
+    let expected = if let Some(rest) = stored.strip_prefix(PREFIX) {
+        let Some((salt, digest)) = rest.split_once('$') else { return false };
+        let Some(salt) = unhex(salt) else { return false };
+        (mac(&salt, &[code.as_bytes()]), digest)
+    } else if let Some(rest) = stored.strip_prefix(PREFIX_KEYED) {
+        let (Some(key), Some((_, rest))) = (key, rest.split_once('$')) else { return false };
+        let Some((salt, digest)) = rest.split_once('$') else { return false };
+        let Some(salt) = unhex(salt) else { return false };
+        (mac(key, &[&salt, code.as_bytes()]), digest)
+    } else {
+        return false;
+    };
+    let (mac, digest) = expected;
+    let Some(digest) = unhex(digest) else { return false };
+    bool::from(mac.ct_eq(&digest))
 }
 
 #[cfg(test)]
@@ -62,14 +92,32 @@ mod tests {
 
     #[test]
     fn round_trip_and_salted() {
-        let a = hash_code("123456").unwrap();
-        let b = hash_code("123456").unwrap();
+        let a = hash_code("123456", None).unwrap();
+        let b = hash_code("123456", None).unwrap();
         assert_ne!(a, b, "salted");
-        assert!(!a.contains("123456"));
-        assert!(verify_code_hash(&a, "123456"));
-        assert!(!verify_code_hash(&a, "123457"));
-        assert!(!verify_code_hash("123456", "123456"));
-        assert!(!verify_code_hash("v1$zz$00", "123456"));
-        assert!(!verify_code_hash("v1$", ""));
+        assert!(a.starts_with("v1$") && !a.contains("123456"));
+        assert!(verify_code_hash(&a, "123456", None));
+        assert!(!verify_code_hash(&a, "123457", None));
+        assert!(!verify_code_hash("123456", "123456", None));
+        assert!(!verify_code_hash("v1$zz$00", "123456", None));
+        assert!(!verify_code_hash("v1$", "", None));
+    }
+
+    #[test]
+    fn keyed_hashes_need_their_key() {
+        let (k1, k2) = ([7u8; 32], [8u8; 32]);
+        let h = hash_code("123456", Some(("k1", &k1))).unwrap();
+        assert!(h.starts_with("v2$k1$") && !h.contains("123456"));
+        assert_eq!(key_id_of(&h), Some("k1"));
+        assert!(verify_code_hash(&h, "123456", Some(&k1)));
+        assert!(!verify_code_hash(&h, "123457", Some(&k1)));
+        assert!(!verify_code_hash(&h, "123456", Some(&k2)));
+        assert!(!verify_code_hash(&h, "123456", None));
+        // Without the key, trying every code against the row finds nothing.
+        let salt = h.split('$').nth(2).unwrap();
+        let digest = h.split('$').nth(3).unwrap();
+        let unkeyed = format!("v1${salt}${digest}");
+        assert!(!verify_code_hash(&unkeyed, "123456", None));
+        assert_eq!(key_id_of("v1$00$00"), None);
     }
 }

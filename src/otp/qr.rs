@@ -16,6 +16,11 @@ struct Matrix {
 
 impl Matrix {
     fn new(data: &str) -> Result<Self, OtpError> {
+        // Refused before encoding: the encoder's working memory grows with the input (about
+        // 24 bytes per byte), and nothing longer than this fits in any QR code.
+        if data.len() > super::limits::QR_DATA {
+            return Err(OtpError::QrTooLong);
+        }
         let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M)
             .map_err(|_| OtpError::QrTooLong)?;
         let width = code.width();

@@ -116,6 +116,55 @@ impl Keyring {
         Ok(Keyring { keys })
     }
 
+    /// Parses a key file: one `key_id:base64` per line, the current key first; blank lines
+    /// and lines starting with `#` are ignored. Errors name the line, never the key.
+    pub fn parse_file(text: &str) -> Result<Keyring, SealError> {
+        let mut ring = Keyring::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let one = Keyring::parse(line).map_err(|e| match e {
+                SealError::Keyring { reason, .. } => SealError::Keyring { entry: n + 1, reason },
+                other => other,
+            })?;
+            if one.keys.len() != 1 {
+                return Err(SealError::Keyring { entry: n + 1, reason: "one key_id:base64-key per line" });
+            }
+            if ring.key(&one.keys[0].0).is_some() {
+                return Err(SealError::Keyring { entry: n + 1, reason: "the key id appears twice" });
+            }
+            ring.keys.extend(one.keys);
+        }
+        Ok(ring)
+    }
+
+    /// This keyring followed by the keys of `older` whose ids it does not have (they can
+    /// still open what they sealed; the current key stays this keyring's first).
+    pub fn followed_by(mut self, older: &Keyring) -> Keyring {
+        for (id, key) in &older.keys {
+            if self.key(id).is_none() {
+                self.keys.push((id.clone(), *key));
+            }
+        }
+        self
+    }
+
+    /// A key for another purpose than sealing secrets, derived from master key `id` (the
+    /// current one when None) by HKDF-SHA256 with `purpose` as info: (key id, key).
+    pub fn derived(&self, id: Option<&str>, purpose: &[u8]) -> Option<(&str, [u8; KEY_BYTES])> {
+        let (id, master) = match id {
+            Some(id) => self.keys.iter().find(|(k, _)| k == id)?,
+            None => self.keys.first()?,
+        };
+        let mut out = [0u8; KEY_BYTES];
+        Hkdf::<Sha256>::new(Some(b"mfa_auth derived key v1"), master)
+            .expand(purpose, &mut out)
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        Some((id.as_str(), out))
+    }
+
     /// The id of the key new secrets are sealed with.
     pub fn current(&self) -> Option<&str> {
         self.keys.first().map(|(id, _)| id.as_str())
@@ -305,6 +354,37 @@ mod tests {
         assert_eq!(e(&format!("k1:{K1},")), "entry 2: expected key_id:base64-key");
         // No error message ever carries the key text.
         assert!(!e(&format!("k1:{K1}x")).contains(K1));
+    }
+
+    #[test]
+    fn key_files() {
+        let k1 = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let k2 = "k2:AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let file = Keyring::parse_file(&format!("# current first\n{k2}\n\n  {k1}  \n")).unwrap();
+        assert_eq!(file.current(), Some("k2"));
+        assert_eq!(file, ring(&format!("{k2},{k1}")));
+        assert_eq!(
+            Keyring::parse_file(&format!("{k1}\nk3:short\n")),
+            Err(SealError::Keyring { entry: 2, reason: "the key is not valid base64" })
+        );
+        assert!(matches!(Keyring::parse_file(&format!("{k1},{k2}")), Err(SealError::Keyring { entry: 1, .. })));
+        assert!(matches!(Keyring::parse_file(&format!("{k1}\n{k1}")), Err(SealError::Keyring { entry: 2, .. })));
+        assert!(Keyring::parse_file("# nothing\n\n").unwrap().is_empty());
+        // The legacy setting's keys follow the file's; the file's current key stays current.
+        let merged = ring(k2).followed_by(&ring(&format!("{k1},{k2}")));
+        assert_eq!(merged, ring(&format!("{k2},{k1}")));
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_master() {
+        let r = ring("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=,k2:AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+        let (id, a) = r.derived(None, b"phone").unwrap();
+        assert_eq!(id, "k1");
+        assert_ne!(a, r.derived(None, b"other").unwrap().1);
+        assert_ne!(a, r.derived(Some("k2"), b"phone").unwrap().1);
+        assert_eq!(a, r.derived(Some("k1"), b"phone").unwrap().1);
+        assert!(r.derived(Some("k9"), b"phone").is_none());
+        assert!(Keyring::default().derived(None, b"phone").is_none());
     }
 
     #[test]

@@ -75,6 +75,7 @@ fn percent_decode(s: &str, what: &str) -> Result<String, OtpError> {
 }
 
 fn check_label_part(arg: &'static str, s: &str) -> Result<(), OtpError> {
+    super::check_len(arg, s, super::limits::LABEL_PART)?;
     if s.trim().is_empty() {
         return Err(invalid(arg, "must not be empty"));
     }
@@ -93,11 +94,13 @@ pub fn build_totp(
     digits: u32,
     period: u64,
 ) -> Result<String, OtpError> {
-    let key = base32::decode(secret)?;
     check_label_part("account_name", account_name)?;
-    let mut uri = String::from("otpauth://totp/");
     if let Some(iss) = issuer {
         check_label_part("issuer", iss)?;
+    }
+    let key = base32::decode(secret)?;
+    let mut uri = String::from("otpauth://totp/");
+    if let Some(iss) = issuer {
         uri.push_str(&percent_encode(iss));
         uri.push(':');
     }
@@ -116,6 +119,7 @@ pub fn build_totp(
 /// defaults (SHA1, 6 digits, 30 s). The issuer parameter wins over the label
 /// prefix only when both agree; when they differ the URI is refused.
 pub fn parse(uri: &str) -> Result<KeyUri, OtpError> {
+    super::check_len("uri", uri, super::limits::URI)?;
     let bad = |why: &str| OtpError::InvalidUri(why.to_string());
     let rest = uri
         .get(..10)
