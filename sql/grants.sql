@@ -12,6 +12,7 @@ REVOKE EXECUTE ON FUNCTION
     auth.verify_challenge(uuid, text, inet, uuid),
     auth.verify_factor(uuid, text, inet, uuid),
     auth.cleanup_challenges(interval, integer),
+    auth.cleanup_challenges_batch(timestamptz, integer),
     auth.record_amr(uuid, text),
     auth.session_amr(uuid),
     auth.session_amr(uuid, uuid),
@@ -20,6 +21,11 @@ REVOKE EXECUTE ON FUNCTION
     auth.unlock_factor(uuid),
     auth.rotate_secrets(integer),
     auth.attempt_tracking()
+FROM PUBLIC;
+-- The maintenance procedures run as their caller and call the service steps above.
+REVOKE EXECUTE ON PROCEDURE
+    auth.cleanup_challenges_batched(interval, integer),
+    auth.rotate_secrets_batched(integer)
 FROM PUBLIC;
 -- Self-service functions (enroll_my_totp, mfa_verify, my_factors, unenroll_my_factor) and
 -- the session functions (uid, session_id, aal, amr, mfa_verified_within, role_user_id) are

@@ -15,7 +15,7 @@ use crate::error::{raise, required, MfaError, OrRaise};
 use crate::attempt_limits;
 use crate::guc;
 use crate::secrets;
-use crate::otp::code_hash::{hash_code, verify_code_hash};
+use crate::otp::code_hash::{self, hash_code, verify_code_hash};
 use crate::otp::hotp::{normalize_code, verify_totp};
 use crate::otp::{base32, secret, Algorithm, OtpParams};
 use crate::spi_util::{run, Stmt};
@@ -141,11 +141,15 @@ pub const LOOKUP_FACTOR: Stmt = Stmt {
 
 /// Success: the challenge is verified, the factor verified (with the accepted TOTP
 /// step and a clean failure count), and when a session is given its AMR claim is
-/// recorded (upsert) together with the factor behind it.
+/// recorded (upsert) together with the factor behind it. A phone factor's other open
+/// challenges are closed (deleted): their codes were sent, and must not stay usable.
 const SUCCEED: Stmt = Stmt {
     sql: "WITH c AS (
               UPDATE auth.mfa_challenges SET verified_at = pg_catalog.clock_timestamp()
                WHERE id = $1 RETURNING verified_at
+          ), closed AS (
+              DELETE FROM auth.mfa_challenges
+               WHERE factor_id = $2 AND id <> $1 AND verified_at IS NULL AND $5 = 'mfa/phone'
           ), f AS (
               UPDATE auth.mfa_factors
                  SET status = 'verified', last_totp_step = COALESCE($3, last_totp_step),
@@ -185,17 +189,24 @@ const FAIL: Stmt = Stmt {
     args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::BOOLOID, pg_sys::INT4OID, pg_sys::TEXTOID],
 };
 
-/// One batch of old challenges, oldest first on mfa_challenge_created_at_idx,
-/// skipping rows a verification holds.
+/// One batch of challenges created before the cutoff `$1`, oldest first on
+/// mfa_challenge_created_at_idx, skipping rows a verification holds. The cutoff is a
+/// parameter computed once per call, so it is an Index Cond that ends the scan at the first
+/// young row (a volatile `clock_timestamp() - $1` here would be a Filter over every young row).
 pub const CLEANUP_BATCH: Stmt = Stmt {
     sql: "DELETE FROM auth.mfa_challenges
            WHERE id = ANY (ARRAY(
                  SELECT id FROM auth.mfa_challenges
-                  WHERE created_at < pg_catalog.clock_timestamp() - $1
+                  WHERE created_at < $1
                   ORDER BY created_at
                   LIMIT $2
                     FOR UPDATE SKIP LOCKED))",
-    args: &[pg_sys::INTERVALOID, pg_sys::INT4OID],
+    args: &[pg_sys::TIMESTAMPTZOID, pg_sys::INT4OID],
+};
+
+const CUTOFF: Stmt = Stmt {
+    sql: "SELECT pg_catalog.clock_timestamp() - $1",
+    args: &[pg_sys::INTERVALOID],
 };
 
 /// Creates a challenge (see create_challenge). `ip_address` NULL: the client's address,
@@ -224,7 +235,9 @@ pub fn create(
         }
         other => raise(MfaError::UnsupportedFactor(other.to_owned())),
     };
-    let stored = code.as_deref().map(|c| hash_code(c).or_raise());
+    // Keyed with a server key when a master key is configured (see otp::code_hash).
+    let key = code.as_ref().and_then(|_| secrets::phone_code_key());
+    let stored = code.as_deref().map(|c| hash_code(c, key.as_ref().map(|(id, k)| (id.as_str(), k))).or_raise());
     let c = run(
         client,
         &INSERT_CHALLENGE,
@@ -280,7 +293,11 @@ fn check_code(row: &Locked, code: &str) -> (bool, Option<i64>, Option<String>) {
         }
         "phone" => {
             let ok = match (row.otp_code.as_deref(), normalize_code(code, PHONE_CODE_DIGITS)) {
-                (Some(stored), Some(given)) => verify_code_hash(stored, given.as_str()),
+                (Some(stored), Some(given)) => {
+                    // A missing key is an error (55000), never a wrong code.
+                    let key = code_hash::key_id_of(stored).map(secrets::phone_code_key_of);
+                    verify_code_hash(stored, given.as_str(), key.as_ref())
+                }
                 _ => false,
             };
             (ok, None, None)
@@ -396,8 +413,24 @@ fn verify_factor(
     Spi::connect_mut(|client| verify(client, &LOOKUP_FACTOR, MfaError::NoOpenChallenge, factor_id, code, ip_address, session_id))
 }
 
+fn check_batch_size(batch_size: Option<i32>) -> i32 {
+    let batch_size = required(batch_size, "batch_size");
+    if batch_size < 1 {
+        raise(MfaError::invalid("batch_size", format!("must be at least 1, got {batch_size}")));
+    }
+    batch_size
+}
+
+/// One batch of [`CLEANUP_BATCH`]: how many challenges it deleted.
+fn cleanup_batch(client: &mut SpiClient<'_>, cutoff: TimestampWithTimeZone, batch_size: i32) -> i64 {
+    let args: [DatumWithOid; 2] = [cutoff.into(), batch_size.into()];
+    run(client, &CLEANUP_BATCH, &args).len() as i64
+}
+
 /// Deletes challenges created more than `older_than` ago, `batch_size` rows per
-/// statement, skipping rows a concurrent verification holds. Returns how many.
+/// statement, skipping rows a concurrent verification holds. Returns how many. All
+/// batches run in the caller's transaction: for a large backlog see
+/// auth.cleanup_challenges_batched (sql/maintenance.sql), which commits after each.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn cleanup_challenges(
@@ -405,24 +438,32 @@ fn cleanup_challenges(
     batch_size: default!(Option<i32>, 1000),
 ) -> i64 {
     let older_than = required(older_than, "older_than");
-    let batch_size = required(batch_size, "batch_size");
+    let batch_size = check_batch_size(batch_size);
     if older_than.as_micros() < 0 {
         raise(MfaError::invalid("older_than", "must not be negative"));
     }
-    if batch_size < 1 {
-        raise(MfaError::invalid("batch_size", format!("must be at least 1, got {batch_size}")));
-    }
     Spi::connect_mut(|client| {
+        let args: [DatumWithOid; 1] = [older_than.into()];
+        let cutoff: TimestampWithTimeZone = run(client, &CUTOFF, &args).first().get(1).or_raise().expect("a timestamp");
         let mut total = 0i64;
         loop {
-            let args: [DatumWithOid; 2] = [older_than.into(), batch_size.into()];
-            let n = run(client, &CLEANUP_BATCH, &args).len() as i64;
+            let n = cleanup_batch(client, cutoff, batch_size);
             total += n;
             if n < i64::from(batch_size) {
                 break total;
             }
         }
     })
+}
+
+/// Deletes one batch (at most `batch_size`) of challenges created before `cutoff`; returns
+/// how many. The step of auth.cleanup_challenges_batched, which commits between calls.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn cleanup_challenges_batch(cutoff: Option<TimestampWithTimeZone>, batch_size: default!(Option<i32>, 1000)) -> i64 {
+    let cutoff = required(cutoff, "cutoff");
+    let batch_size = check_batch_size(batch_size);
+    Spi::connect_mut(|client| cleanup_batch(client, cutoff, batch_size))
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -490,8 +531,11 @@ mod tests {
     #[pg_test]
     fn cleanup_walks_the_created_at_index() {
         load();
-        let p = plan(&super::CLEANUP_BATCH, "'24 hours', 1000");
+        let p = plan(&super::CLEANUP_BATCH, "now() - interval '24 hours', 1000");
         assert!(p.contains("Index Scan Backward using mfa_challenge_created_at_idx"), "{p}");
+        // The cutoff bounds the scan (Index Cond), not a Filter over every young row.
+        assert!(p.contains("Index Cond: (created_at < $1)"), "{p}");
+        assert!(!p.contains("Filter"), "{p}");
         assert!(p.contains("LockRows"), "{p}");
         assert!(!p.contains("Seq Scan"), "{p}");
     }

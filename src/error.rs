@@ -55,6 +55,10 @@ pub enum MfaError {
     SecretUnreadable { factor: String, reason: String },
     /// 55000: auth.rotate_secrets() needs a key in mfa_auth.encryption_keys.
     NoEncryptionKey,
+    /// 55000: mfa_auth.encryption_keys_file is set and cannot be used (why; never a key).
+    KeyFileUnusable { path: String, reason: String },
+    /// 55000: a phone code was hashed with a master key that is no longer configured.
+    PhoneKeyMissing(String),
     /// 53400: the shared attempt table has no room this factor may take: every entry of its
     /// window is locked or failed within the lockout duration (fail closed).
     AttemptTableFull,
@@ -111,7 +115,8 @@ impl MfaError {
         match self {
             MfaError::NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
             MfaError::InvalidParameter { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
-            MfaError::Otp(OtpError::QrTooLong) => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            MfaError::Otp(OtpError::QrTooLong | OtpError::TooLong { .. })
+            | MfaError::Otp(OtpError::Base32(crate::otp::base32::Base32Error::TooLong)) => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             MfaError::Otp(OtpError::RandomSource(_)) => ERRCODE_SYSTEM_ERROR,
             MfaError::Otp(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             MfaError::ChallengeNotFound | MfaError::FactorNotFound | MfaError::NoOpenChallenge => {
@@ -135,7 +140,10 @@ impl MfaError {
             MfaError::SeveralFactors => ERRCODE_CARDINALITY_VIOLATION,
             MfaError::AttemptsNotDurable(_) => ERRCODE_ACTIVE_SQL_TRANSACTION,
             MfaError::KeyringInvalid { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
-            MfaError::SecretUnreadable { .. } | MfaError::NoEncryptionKey => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            MfaError::SecretUnreadable { .. }
+            | MfaError::NoEncryptionKey
+            | MfaError::KeyFileUnusable { .. }
+            | MfaError::PhoneKeyMissing(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         }
     }
 
@@ -173,7 +181,13 @@ impl MfaError {
             MfaError::SecretUnreadable { factor, reason } => {
                 format!("cannot decrypt the TOTP secret of factor {factor}: {reason}")
             }
-            MfaError::NoEncryptionKey => "mfa_auth.encryption_keys is not set".into(),
+            MfaError::NoEncryptionKey => "no master key is configured (mfa_auth.encryption_keys_file)".into(),
+            MfaError::KeyFileUnusable { path, reason } => {
+                format!("mfa_auth.encryption_keys_file \"{path}\" cannot be used: {reason}")
+            }
+            MfaError::PhoneKeyMissing(id) => {
+                format!("cannot check the phone code: it was hashed with key \"{id}\", which is not configured")
+            }
             MfaError::AttemptTableFull => {
                 "too many factors have recent failed attempts: this verification cannot be counted, so it is refused".into()
             }
@@ -194,7 +208,9 @@ impl MfaError {
             MfaError::Otp(OtpError::Base32(_)) => {
                 Some("Secrets are RFC 4648 base32: letters A-Z and digits 2-7; spaces, hyphens and '=' padding are ignored.")
             }
-            MfaError::Otp(OtpError::QrTooLong) => Some("A QR code holds at most about 2300 bytes at this error-correction level."),
+            MfaError::Otp(OtpError::QrTooLong) => Some(
+                "A QR code holds at most 2331 bytes, 3391 alphanumeric characters or 5596 digits at this error-correction level.",
+            ),
             MfaError::ChallengeExpired | MfaError::ChallengeAlreadyVerified | MfaError::NoOpenChallenge => {
                 Some("Create a new challenge with auth.create_challenge().")
             }
@@ -206,9 +222,13 @@ impl MfaError {
             MfaError::AttemptsNotDurable(_) => Some(
                 "A ROLLBACK would undo the failed-attempt count. Call it on its own (autocommit), or add mfa_auth to shared_preload_libraries and restart the server.",
             ),
-            MfaError::KeyringInvalid { .. } | MfaError::NoEncryptionKey => {
-                Some("The setting is a comma-separated list of key_id:base64-of-32-bytes, the current key first.")
-            }
+            MfaError::KeyringInvalid { .. } | MfaError::NoEncryptionKey => Some(
+                "Keys are key_id:base64-of-32-bytes, the current key first: one per line in mfa_auth.encryption_keys_file (or comma-separated in the deprecated mfa_auth.encryption_keys).",
+            ),
+            MfaError::KeyFileUnusable { .. } => Some(
+                "The file must belong to the database server's OS user, with mode 0600 or stricter, and hold one key_id:base64-of-32-bytes per line; fix it and reload.",
+            ),
+            MfaError::PhoneKeyMissing(_) => Some("Keep old keys configured until open challenges have expired."),
             MfaError::AttemptTableFull => Some(
                 "Try again after mfa_auth.lockout_duration; auth.attempt_tracking() shows the shared table's use and refusals.",
             ),
@@ -222,7 +242,7 @@ impl MfaError {
                 "auth.verify_challenge / auth.verify_factor with a session_id record totp, mfa/phone and mfa/webauthn claims bound to the factor's user.",
             ),
             MfaError::SecretUnreadable { .. } => Some(
-                "List the key the secret was encrypted with in mfa_auth.encryption_keys; keep old keys until auth.rotate_secrets() returns 0.",
+                "List the key the secret was encrypted with in mfa_auth.encryption_keys_file; keep old keys until auth.rotate_secrets() returns 0.",
             ),
             _ => None,
         }

@@ -88,6 +88,14 @@ const UNENROLL: Stmt = Stmt {
     args: &[pg_sys::UUIDOID],
 };
 
+/// Bounds a friendly name before anything is built from it (it may become the otpauth
+/// account name, and is stored and indexed).
+fn check_friendly_name(friendly_name: Option<&str>) {
+    if let Some(name) = friendly_name {
+        crate::otp::check_len("friendly_name", name, crate::otp::limits::FRIENDLY_NAME).or_raise();
+    }
+}
+
 fn non_blank(s: Option<&str>) -> Option<&str> {
     s.filter(|v| !v.trim().is_empty())
 }
@@ -144,6 +152,7 @@ pub fn enroll_totp_for(
     account_name: Option<&str>,
     fallback_account: &str,
 ) -> (pgrx::Uuid, String, String, String) {
+    check_friendly_name(friendly_name);
     let issuer = non_blank(issuer);
     let account = non_blank(account_name).or(non_blank(friendly_name)).unwrap_or(fallback_account);
     let params = OtpParams::default();
@@ -187,6 +196,7 @@ fn enroll_phone(
 ) -> pgrx::Uuid {
     let user_id = required(user_id, "user_id");
     let phone = required(phone, "phone");
+    check_friendly_name(friendly_name);
     if !is_e164(phone) {
         raise(MfaError::invalid("phone", "must be an E.164 number: '+', country code and number, 15 digits at most"));
     }

@@ -29,6 +29,12 @@ extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/amr.sql", name = "amr", requires = ["schema"]);
 // Functions returning this extension's own SQL types, and the current user's factor list.
 extension_sql_file!("../sql/session.sql", name = "session", requires = ["schema", "amr", session::uid]);
+// Procedures that commit per batch, calling their SECURITY DEFINER steps.
+extension_sql_file!(
+    "../sql/maintenance.sql",
+    name = "maintenance",
+    requires = [challenges::cleanup_challenges_batch, secrets::rotate_secrets]
+);
 // EXECUTE grants, once every function exists.
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
