@@ -32,6 +32,36 @@ def database():
     yield DB
 
 
+def totp_now(secret, steps_ahead=0):
+    """A pyotp code of the current time step (or `steps_ahead` steps later, still inside the
+    default window of 1 step: a factor never accepts a step twice, so a second verification of
+    one factor within 30 s uses the next step). Waits out the last second of a step."""
+    import time
+    import pyotp
+    if 30 - time.time() % 30 < 1.5:
+        time.sleep(30 - time.time() % 30 + 0.1)
+    return pyotp.TOTP(secret).at(time.time() + 30 * steps_ahead)
+
+
+@pytest.fixture
+def secured_table(database):
+    """A table readable only by aal2 sessions, the way the README shows it (SELECT granted to
+    PUBLIC, so every role of a test can try)."""
+    name = "docs_" + uuid.uuid4().hex[:8]
+    with connect() as c:
+        c.execute(f"""
+            CREATE TABLE {name} (id int, body text);
+            INSERT INTO {name} SELECT g, 'secret ' || g FROM generate_series(1, 3) g;
+            ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY readable ON {name} FOR SELECT USING (true);
+            CREATE POLICY mfa_required ON {name} AS RESTRICTIVE FOR SELECT USING (auth.aal() = 'aal2');
+            GRANT SELECT ON {name} TO PUBLIC;
+        """)
+    yield name
+    with connect() as c:
+        c.execute(f"DROP TABLE {name}")
+
+
 @pytest.fixture
 def admin(database):
     with connect() as c:

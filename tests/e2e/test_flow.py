@@ -140,7 +140,7 @@ def test_phone_code_is_hashed_and_resend_is_limited(service_role):
         cid, expires, code = c.execute("SELECT * FROM auth.create_challenge(%s, '10.0.0.1')", (fid,)).fetchone()
         assert len(code) == 6 and code.isdigit()
         stored = admin.execute("SELECT otp_code FROM auth.mfa_challenges WHERE id = %s", (cid,)).fetchone()[0]
-        assert code not in stored and stored.startswith("v1$")
+        assert code not in stored and stored.startswith("v2$k1$")  # keyed: the cluster has master key k1
         with pytest.raises(psycopg.errors.ObjectInUse, match="less than 60 seconds"):
             c.execute("SELECT * FROM auth.create_challenge(%s, '10.0.0.1')", (fid,))
         wrong = "%06d" % ((int(code) + 1) % 1_000_000)

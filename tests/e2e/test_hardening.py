@@ -3,20 +3,12 @@ server that does not preload mfa_auth, and secrets encrypted at rest, with codes
 pyotp (an independent TOTP implementation)."""
 import base64
 import os
-import time
 
 import psycopg
 import pyotp
 import pytest
 
-from conftest import ThrowawayCluster, connect
-
-
-def fresh_code(secret):
-    """A code of the current step, waiting out the last second of a step."""
-    if 30 - time.time() % 30 < 1.5:
-        time.sleep(30 - time.time() % 30 + 0.1)
-    return pyotp.TOTP(secret).now()
+from conftest import ThrowawayCluster, connect, totp_now as fresh_code
 
 
 def test_fifty_rollback_rounds_lock_the_factor(plain_role):
@@ -135,7 +127,7 @@ def test_no_key_warns_once_and_errors_never_quote_the_key():
         admin.execute("SET mfa_auth.encryption_keys = ''")
         admin.execute("SELECT auth.enroll_totp(gen_random_uuid())")
         admin.execute("SELECT auth.enroll_totp(gen_random_uuid())")
-        assert notices == [("WARNING", "mfa_auth.encryption_keys is not set: TOTP secrets are stored unencrypted")]
+        assert notices == [("WARNING", "no master key is configured: TOTP secrets are stored unencrypted")]
         bad = "k1:" + base64.b64encode(b"x" * 31).decode()
         admin.execute("SELECT set_config('mfa_auth.encryption_keys', %s, false)", (bad,))
         with pytest.raises(psycopg.errors.InvalidParameterValue) as e:

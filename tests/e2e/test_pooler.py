@@ -11,10 +11,9 @@ import time
 import uuid
 
 import psycopg
-import pyotp
 import pytest
 
-from conftest import connect
+from conftest import connect, totp_now as code
 
 POOL_DB = "mfa_auth_pool"
 
@@ -23,12 +22,6 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def code(secret):
-    if 30 - time.time() % 30 < 1.5:
-        time.sleep(30 - time.time() % 30 + 0.1)
-    return pyotp.TOTP(secret).now()
 
 
 class PgBouncer:
@@ -131,7 +124,7 @@ def test_attack_3_transaction_pooling_with_default_settings(pool_role):
     try:
         with bouncer.connect(pool_role) as a, bouncer.connect(pool_role) as b:
             with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as e:
-                a.execute("SELECT auth.mfa_verify(%s)", (pyotp.TOTP(secret).at(time.time() + 30),))
+                a.execute("SELECT auth.mfa_verify(%s)", (code(secret, 1),))
             assert "mfa_auth.database_sessions" in str(e.value)
             assert "transaction pooler" in e.value.diag.message_hint
             pid_a, aal_a, rows_a = state(a)

@@ -14,24 +14,6 @@ def oathtool(secret):
     return subprocess.run(["oathtool", "--totp", "-b", secret], check=True, capture_output=True, text=True).stdout.strip()
 
 
-@pytest.fixture
-def secured_table(database, plain_role):
-    """A table readable only by aal2 sessions, the way the README shows it."""
-    name = "docs_" + uuid.uuid4().hex[:8]
-    with connect() as admin:
-        admin.execute(f"""
-            CREATE TABLE {name} (id int, body text);
-            INSERT INTO {name} SELECT g, 'secret ' || g FROM generate_series(1, 3) g;
-            ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;
-            CREATE POLICY readable ON {name} FOR SELECT USING (true);
-            CREATE POLICY mfa_required ON {name} AS RESTRICTIVE FOR SELECT USING (auth.aal() = 'aal2');
-            GRANT SELECT ON {name} TO {plain_role};
-        """)
-    yield name
-    with connect() as admin:
-        admin.execute(f"DROP TABLE {name}")
-
-
 def count(conn, table):
     return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 

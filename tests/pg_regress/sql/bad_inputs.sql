@@ -99,7 +99,21 @@ INSERT INTO matrix (q) VALUES
   ($$SELECT auth.mfa_verify(repeat('1', 10240))$$),
   ($$SELECT auth.mfa_verify('')$$),
   ($$SELECT auth.unenroll_my_factor('00000000-0000-0000-0000-0000000000ff')$$),
-  ($$SELECT auth.role_user_id(repeat('r', 100)::name) IS NOT NULL$$);
+  ($$SELECT auth.role_user_id(repeat('r', 100)::name) IS NOT NULL$$),
+  -- length caps, checked before anything is allocated for the input (54000)
+  ($$SELECT auth.qr_text(repeat('A1', 1000000))$$),
+  ($$SELECT auth.qr_svg(repeat('9', 5597))$$),
+  ($$SELECT auth.otpauth_parse(repeat('x', 65537))$$),
+  ($$SELECT auth.totp_verify(repeat('A', 65537), '123456')$$),
+  ($$SELECT auth.otpauth_uri('JBSWY3DPEHPK3PXP', 'alice', repeat('i', 2332))$$),
+  ($$SELECT auth.enroll_totp('00000000-0000-0000-0000-0000000000b1', account_name => repeat('a', 2332))$$),
+  ($$SELECT auth.enroll_totp('00000000-0000-0000-0000-0000000000b1', repeat('n', 1025), 'ACME')$$),
+  ($$SELECT auth.enroll_my_totp(issuer => repeat('i', 100000))$$),
+  ($$SELECT auth.enroll_phone('00000000-0000-0000-0000-0000000000b1', '+14155552671', repeat('n', 1025))$$),
+  -- maintenance steps
+  ($$SELECT auth.cleanup_challenges_batch(NULL)$$),
+  ($$SELECT auth.cleanup_challenges_batch('infinity', 0)$$),
+  ($$SELECT auth.cleanup_challenges_batch('-infinity')$$);
 
 -- Each case runs once, in order.
 CREATE TEMP TABLE outcomes (n int, outcome text);

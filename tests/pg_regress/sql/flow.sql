@@ -36,11 +36,12 @@ SELECT auth.record_amr('00000000-0000-0000-0000-00000000005e', 'password') =
 SELECT jsonb_path_query_array(auth.session_amr('00000000-0000-0000-0000-00000000005e'), '$[*].method') AS most_recent_first;
 SELECT auth.session_aal('00000000-0000-0000-0000-0000000000ff') AS unknown_session, auth.session_amr('00000000-0000-0000-0000-0000000000ff');
 
--- Phone factors: the code is returned once and stored only as a salted hash.
+-- Phone factors: the code is returned once and stored only as a salted hash, keyed with a
+-- server key derived from master key k1 (whose id is kept beside it).
 SELECT auth.enroll_phone('00000000-0000-0000-0000-0000000000a1', '+14155552671') AS phone_factor \gset
 SELECT challenge_id AS pc, code AS phone_code FROM auth.create_challenge(:'phone_factor', '::1') \gset
 SELECT length(:'phone_code') AS code_len,
-       otp_code ~ '^v1\$[0-9a-f]{32}\$[0-9a-f]{64}$' AS hashed, position(:'phone_code' IN otp_code) = 0 AS code_absent
+       otp_code ~ '^v2\$k1\$[0-9a-f]{32}\$[0-9a-f]{64}$' AS hashed, position(:'phone_code' IN otp_code) = 0 AS code_absent
   FROM auth.mfa_challenges WHERE id = :'pc';
 -- The user already has a verified factor: a second one is verified only in a session that is
 -- aal2 for them (here 5e, which verified the TOTP factor above).

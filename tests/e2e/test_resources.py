@@ -1,0 +1,90 @@
+"""Resources: no caller input makes a backend allocate without bound on its way to an error.
+Each QR path (and each secret or URI argument) gets a 20 MB argument, made server-side so the
+argument itself is the only large allocation, and must refuse it (54000) in under 0.1 s with
+the backend's peak RSS (`VmHWM` in /proc/<pid>/status) growing by less than 10 MB beyond what
+the argument took."""
+import time
+
+import psycopg
+import pytest
+
+from conftest import connect
+
+BIG = "repeat('A1', 10000000)"  # 20 000 000 bytes, made by the server
+
+
+def vm_hwm_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def timed(conn, sql):
+    t0 = time.monotonic()
+    conn.execute(sql)
+    return time.monotonic() - t0
+
+
+def refused_cheaply(conn, call):
+    """`call` with BIG for `{v}`, after a baseline statement that makes BIG alone: returns
+    (seconds the refusal took beyond making the argument, growth of the backend's peak RSS in
+    kB beyond the baseline's)."""
+    pid = conn.info.backend_pid
+    base = min(timed(conn, f"SELECT octet_length({BIG})") for _ in range(3))
+    before = vm_hwm_kb(pid)
+    t0 = time.monotonic()
+    with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+        conn.execute("SELECT " + call.format(v=BIG))
+    return time.monotonic() - t0 - base, vm_hwm_kb(pid) - before
+
+
+QR_PATHS_PUBLIC = [
+    "auth.qr_text({v})",
+    "auth.qr_text({v}, true)",
+    "auth.qr_svg({v})",
+    "auth.enroll_my_totp(issuer => {v})",
+    "auth.enroll_my_totp(friendly_name => {v})",
+    "auth.otpauth_uri('JBSWY3DPEHPK3PXP', {v}, 'ACME')",
+    "auth.otpauth_uri('JBSWY3DPEHPK3PXP', 'alice', {v})",
+    "auth.otpauth_parse({v})",
+    "auth.totp_generate({v})",
+    "auth.totp_verify({v}, '123456')",
+    "auth.hotp_generate({v}, 1)",
+]
+QR_PATHS_SERVICE = [
+    "auth.enroll_totp(gen_random_uuid(), issuer => {v})",
+    "auth.enroll_totp(gen_random_uuid(), account_name => {v})",
+    "auth.enroll_totp(gen_random_uuid(), friendly_name => {v})",
+    "auth.enroll_phone(gen_random_uuid(), '+14155552671', {v})",
+]
+
+
+@pytest.mark.parametrize("sql", QR_PATHS_PUBLIC)
+def test_public_functions_refuse_20_mb_before_allocating(plain_role, sql):
+    with connect(user=plain_role) as me:
+        elapsed, grown_kb = refused_cheaply(me, sql)
+    print(f"\n  {sql:<56} refused in {elapsed * 1000:.1f} ms, peak RSS +{grown_kb} kB")
+    assert elapsed < 0.1 and grown_kb < 10 * 1024
+
+
+@pytest.mark.parametrize("sql", QR_PATHS_SERVICE)
+def test_service_functions_refuse_20_mb_before_allocating(service_role, sql):
+    with connect(user=service_role) as app:
+        elapsed, grown_kb = refused_cheaply(app, sql)
+    print(f"\n  {sql:<56} refused in {elapsed * 1000:.1f} ms, peak RSS +{grown_kb} kB")
+    assert elapsed < 0.1 and grown_kb < 10 * 1024
+
+
+def test_huge_claims_are_no_identity(plain_role):
+    """request.jwt.claims is settable by everyone: a huge one is not parsed (no identity)."""
+    with connect() as admin:
+        admin.execute(f"ALTER ROLE {plain_role} SET mfa_auth.jwt_claims_roles = '{plain_role}'")
+    with connect(user=plain_role) as gw:
+        pid = gw.info.backend_pid
+        gw.execute("""SELECT set_config('request.jwt.claims',
+                        '{"sub": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "pad": "' || repeat('x', 20000000) || '"}', false)""")
+        before = vm_hwm_kb(pid)
+        assert gw.execute("SELECT auth.uid()").fetchone()[0] is None
+        assert vm_hwm_kb(pid) - before < 10 * 1024
