@@ -8,8 +8,20 @@ use crate::spi_util::{run, Stmt};
 
 /// The method names Supabase Auth records (and `sso/saml`'s spelling of SSO).
 pub const KNOWN_METHODS: &[&str] = &[
-    "password", "otp", "oauth", "totp", "recovery", "invite", "sso/saml", "magiclink",
-    "email/signup", "email_change", "token_refresh", "anonymous", "web3", "mfa/phone",
+    "password",
+    "otp",
+    "oauth",
+    "totp",
+    "recovery",
+    "invite",
+    "sso/saml",
+    "magiclink",
+    "email/signup",
+    "email_change",
+    "token_refresh",
+    "anonymous",
+    "web3",
+    "mfa/phone",
     "mfa/webauthn",
 ];
 

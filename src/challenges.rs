@@ -11,13 +11,13 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::error::{raise, required, MfaError, OrRaise};
 use crate::attempt_limits;
+use crate::error::{raise, required, MfaError, OrRaise};
 use crate::guc;
-use crate::secrets;
 use crate::otp::code_hash::{self, hash_code, verify_code_hash};
 use crate::otp::hotp::{normalize_code, verify_totp};
 use crate::otp::{base32, secret, Algorithm, OtpParams};
+use crate::secrets;
 use crate::spi_util::{run, Stmt};
 
 /// Digits of an SMS code.
@@ -122,10 +122,8 @@ impl Locked {
 }
 
 /// By challenge id (primary key).
-pub const LOOKUP_CHALLENGE: Stmt = Stmt {
-    sql: verify_lookup!("WHERE c.id = $1"),
-    args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INETOID],
-};
+pub const LOOKUP_CHALLENGE: Stmt =
+    Stmt { sql: verify_lookup!("WHERE c.id = $1"), args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INETOID] };
 
 /// By factor id: its newest open (unverified, unexpired) challenge, found
 /// newest-first on (factor_id, created_at DESC).
@@ -204,10 +202,7 @@ pub const CLEANUP_BATCH: Stmt = Stmt {
     args: &[pg_sys::TIMESTAMPTZOID, pg_sys::INT4OID],
 };
 
-const CUTOFF: Stmt = Stmt {
-    sql: "SELECT pg_catalog.clock_timestamp() - $1",
-    args: &[pg_sys::INTERVALOID],
-};
+const CUTOFF: Stmt = Stmt { sql: "SELECT pg_catalog.clock_timestamp() - $1", args: &[pg_sys::INTERVALOID] };
 
 /// Creates a challenge (see create_challenge). `ip_address` NULL: the client's address,
 /// or ::1 for a Unix-socket connection.
@@ -278,17 +273,18 @@ fn check_code(row: &Locked, code: &str) -> (bool, Option<i64>, Option<String>) {
             let key = base32::decode(&secret).or_raise();
             let params = OtpParams::new(algorithm, i64::from(row.totp_digits), i64::from(row.totp_period)).or_raise();
             let window = u32::try_from(guc::TOTP_WINDOW.get()).unwrap_or(1);
-            let (ok, step) = match verify_totp(&key, code, attempt_limits::now_us() / 1_000_000, window, &params).or_raise() {
-                // RFC 6238 §5.2: a step at or before the last accepted one is a replay.
-                Some(step) => {
-                    let step = i64::try_from(step).unwrap_or(i64::MAX);
-                    match row.last_totp_step {
-                        Some(last) if step <= last => (false, None),
-                        _ => (true, Some(step)),
+            let (ok, step) =
+                match verify_totp(&key, code, attempt_limits::now_us() / 1_000_000, window, &params).or_raise() {
+                    // RFC 6238 §5.2: a step at or before the last accepted one is a replay.
+                    Some(step) => {
+                        let step = i64::try_from(step).unwrap_or(i64::MAX);
+                        match row.last_totp_step {
+                            Some(last) if step <= last => (false, None),
+                            _ => (true, Some(step)),
+                        }
                     }
-                }
-                None => (false, None),
-            };
+                    None => (false, None),
+                };
             (ok, step, resealed)
         }
         "phone" => {
@@ -396,7 +392,9 @@ fn verify_challenge(
 ) -> bool {
     let challenge_id = required(challenge_id, "challenge_id");
     let code = required(code, "code");
-    Spi::connect_mut(|client| verify(client, &LOOKUP_CHALLENGE, MfaError::ChallengeNotFound, challenge_id, code, ip_address, session_id))
+    Spi::connect_mut(|client| {
+        verify(client, &LOOKUP_CHALLENGE, MfaError::ChallengeNotFound, challenge_id, code, ip_address, session_id)
+    })
 }
 
 /// Verifies `code` against the factor's newest open challenge.
@@ -410,7 +408,9 @@ fn verify_factor(
 ) -> bool {
     let factor_id = required(factor_id, "factor_id");
     let code = required(code, "code");
-    Spi::connect_mut(|client| verify(client, &LOOKUP_FACTOR, MfaError::NoOpenChallenge, factor_id, code, ip_address, session_id))
+    Spi::connect_mut(|client| {
+        verify(client, &LOOKUP_FACTOR, MfaError::NoOpenChallenge, factor_id, code, ip_address, session_id)
+    })
 }
 
 fn check_batch_size(batch_size: Option<i32>) -> i32 {
@@ -495,9 +495,7 @@ mod tests {
     fn plan(stmt: &crate::spi_util::Stmt, args: &str) -> String {
         // The statement exactly as the extension prepares it (same parameter types), bound.
         let types: Vec<String> = stmt.args.iter().map(|o| format!("{}::oid::regtype", o.to_u32())).collect();
-        let types = Spi::get_one::<String>(&format!("SELECT concat_ws(', ', {})", types.join(", ")))
-            .unwrap()
-            .unwrap();
+        let types = Spi::get_one::<String>(&format!("SELECT concat_ws(', ', {})", types.join(", "))).unwrap().unwrap();
         Spi::run(&format!("PREPARE p({types}) AS {}", stmt.sql)).unwrap();
         let text = Spi::connect(|c| {
             c.select(&format!("EXPLAIN (COSTS OFF) EXECUTE p({args})"), None, &[])

@@ -116,12 +116,12 @@ impl MfaError {
             MfaError::NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
             MfaError::InvalidParameter { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             MfaError::Otp(OtpError::QrTooLong | OtpError::TooLong { .. })
-            | MfaError::Otp(OtpError::Base32(crate::otp::base32::Base32Error::TooLong)) => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            | MfaError::Otp(OtpError::Base32(crate::otp::base32::Base32Error::TooLong)) => {
+                ERRCODE_PROGRAM_LIMIT_EXCEEDED
+            }
             MfaError::Otp(OtpError::RandomSource(_)) => ERRCODE_SYSTEM_ERROR,
             MfaError::Otp(_) => ERRCODE_INVALID_PARAMETER_VALUE,
-            MfaError::ChallengeNotFound | MfaError::FactorNotFound | MfaError::NoOpenChallenge => {
-                ERRCODE_NO_DATA_FOUND
-            }
+            MfaError::ChallengeNotFound | MfaError::FactorNotFound | MfaError::NoOpenChallenge => ERRCODE_NO_DATA_FOUND,
             MfaError::ChallengeExpired => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             MfaError::ChallengeAlreadyVerified => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             MfaError::IpMismatch => ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -162,19 +162,18 @@ impl MfaError {
             MfaError::ResendTooSoon(secs) => {
                 format!("a phone challenge for this factor was sent less than {secs} seconds ago")
             }
-            MfaError::TooManyFactors => format!(
-                "a user can enroll at most {} MFA factors",
-                crate::factors::MAX_FACTORS_PER_USER
-            ),
+            MfaError::TooManyFactors => {
+                format!("a user can enroll at most {} MFA factors", crate::factors::MAX_FACTORS_PER_USER)
+            }
             MfaError::DuplicateFactor(what) => (*what).into(),
             MfaError::UnsupportedFactor(t) => format!("challenges of {t} factors are not supported"),
             MfaError::Internal(e) => format!("mfa_auth internal error: {e}"),
             MfaError::NoAuthenticatedUser => "no authenticated user for this session".into(),
             MfaError::NoFactor => "no TOTP factor enrolled for the current user".into(),
             MfaError::SeveralFactors => "the current user has several TOTP factors: pass factor_id".into(),
-            MfaError::AttemptsNotDurable(f) => format!(
-                "{f} cannot run inside a transaction block or subtransaction when mfa_auth is not preloaded"
-            ),
+            MfaError::AttemptsNotDurable(f) => {
+                format!("{f} cannot run inside a transaction block or subtransaction when mfa_auth is not preloaded")
+            }
             MfaError::KeyringInvalid { entry, reason } => {
                 format!("invalid value for mfa_auth.encryption_keys: entry {entry}: {reason}")
             }
@@ -189,7 +188,8 @@ impl MfaError {
                 format!("cannot check the phone code: it was hashed with key \"{id}\", which is not configured")
             }
             MfaError::AttemptTableFull => {
-                "too many factors have recent failed attempts: this verification cannot be counted, so it is refused".into()
+                "too many factors have recent failed attempts: this verification cannot be counted, so it is refused"
+                    .into()
             }
             MfaError::Aal2Required(what) => {
                 format!("an aal2 session is required to {what}: verify an existing factor first")

@@ -116,11 +116,7 @@ fn insert_factor(
     phone: Option<&str>,
 ) -> pgrx::Uuid {
     Spi::connect_mut(|client| {
-        let row = run(
-            client,
-            &USER_FACTORS,
-            &[user_id.into(), friendly_name.into(), phone.into()],
-        );
+        let row = run(client, &USER_FACTORS, &[user_id.into(), friendly_name.into(), phone.into()]);
         let row = row.first();
         let count: i64 = row.get(2).or_raise().unwrap_or(0);
         let name_taken: bool = row.get(3).or_raise().unwrap_or(false);
@@ -176,10 +172,8 @@ fn enroll_totp(
     friendly_name: default!(Option<&str>, "NULL"),
     issuer: default!(Option<&str>, "NULL"),
     account_name: default!(Option<&str>, "NULL"),
-) -> TableIterator<
-    'static,
-    (name!(factor_id, pgrx::Uuid), name!(secret, String), name!(uri, String), name!(qr, String)),
-> {
+) -> TableIterator<'static, (name!(factor_id, pgrx::Uuid), name!(secret, String), name!(uri, String), name!(qr, String))>
+{
     let user_id = required(user_id, "user_id");
     let user_text = user_id.to_string();
     let (id, secret, uri, qr) = enroll_totp_for(user_id, friendly_name, issuer, account_name, &user_text);
@@ -249,7 +243,8 @@ fn run_for_factor(stmt: &Stmt, factor_id: pgrx::Uuid) {
 }
 
 const UNLOCK: Stmt = Stmt {
-    sql: "UPDATE auth.mfa_factors SET failed_attempts = 0, locked_until = NULL, updated_at = pg_catalog.clock_timestamp()
+    sql:
+        "UPDATE auth.mfa_factors SET failed_attempts = 0, locked_until = NULL, updated_at = pg_catalog.clock_timestamp()
            WHERE id = $1 RETURNING id",
     args: &[pg_sys::UUIDOID],
 };

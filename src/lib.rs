@@ -80,7 +80,9 @@ mod tests {
     }
 
     #[pg_test]
-    #[should_panic(expected = "duplicate key value violates unique constraint \"mfa_amr_claims_session_id_authentication_method_pkey\"")]
+    #[should_panic(
+        expected = "duplicate key value violates unique constraint \"mfa_amr_claims_session_id_authentication_method_pkey\""
+    )]
     fn amr_claim_is_unique_per_session_and_method() {
         Spi::run(
             "INSERT INTO auth.mfa_amr_claims (session_id, authentication_method)
@@ -95,7 +97,8 @@ mod tests {
         let durable = Spi::get_one::<bool>("SELECT survives_rollback FROM auth.attempt_tracking()");
         assert_eq!(durable, Ok(Some(true)));
         let (id, secret) =
-            Spi::get_two::<pgrx::Uuid, String>("SELECT factor_id, secret FROM auth.enroll_totp(gen_random_uuid())").unwrap();
+            Spi::get_two::<pgrx::Uuid, String>("SELECT factor_id, secret FROM auth.enroll_totp(gen_random_uuid())")
+                .unwrap();
         let sealed = Spi::get_one_with_args::<bool>(
             "SELECT secret LIKE 'mfa1:test:%' AND strpos(secret, $2) = 0 FROM auth.mfa_factors WHERE id = $1",
             &[id.unwrap().into(), secret.unwrap().into()],

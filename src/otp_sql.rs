@@ -107,16 +107,13 @@ fn otpauth_parse(
 > {
     let k = uri::parse(required(uri, "uri")).or_raise();
     let period = match k.kind {
-        uri::Kind::Totp => Some(
-            i32::try_from(k.period)
-                .map_err(|_| MfaError::invalid("uri", "period is out of range"))
-                .or_raise(),
-        ),
+        uri::Kind::Totp => {
+            Some(i32::try_from(k.period).map_err(|_| MfaError::invalid("uri", "period is out of range")).or_raise())
+        }
         uri::Kind::Hotp => None,
     };
-    let counter = k
-        .counter
-        .map(|c| i64::try_from(c).map_err(|_| MfaError::invalid("uri", "counter is out of range")).or_raise());
+    let counter =
+        k.counter.map(|c| i64::try_from(c).map_err(|_| MfaError::invalid("uri", "counter is out of range")).or_raise());
     TableIterator::once((
         k.kind.name().to_owned(),
         k.issuer,
@@ -174,14 +171,9 @@ mod tests {
 
     #[pg_test]
     fn rfc4226_vectors_through_sql() {
-        let got = one(
-            "SELECT string_agg(auth.hotp_generate('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', c), ',' ORDER BY c)
-               FROM generate_series(0, 9) c",
-        );
-        assert_eq!(
-            got.as_deref(),
-            Some("755224,287082,359152,969429,338314,254676,287922,162583,399871,520489")
-        );
+        let got = one("SELECT string_agg(auth.hotp_generate('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', c), ',' ORDER BY c)
+               FROM generate_series(0, 9) c");
+        assert_eq!(got.as_deref(), Some("755224,287082,359152,969429,338314,254676,287922,162583,399871,520489"));
     }
 
     #[pg_test]

@@ -64,7 +64,9 @@ unsafe extern "C-unwind" fn check_keys(
     let value = unsafe { (*newval).as_ref().map(|p| CStr::from_ptr(p)) };
     let set = value.map(|v| !v.to_bytes().iter().all(u8::is_ascii_whitespace)).unwrap_or(false);
     if set && from_catalog(source) {
-        unsafe { check_detail(c"mfa_auth.encryption_keys cannot be set per role or database (the keys would be stored in pg_db_role_setting): use mfa_auth.encryption_keys_file.") };
+        unsafe {
+            check_detail(c"mfa_auth.encryption_keys cannot be set per role or database (the keys would be stored in pg_db_role_setting): use mfa_auth.encryption_keys_file.")
+        };
         return false;
     }
     // At load in the postmaster (server start, reload): say it is deprecated, once, in the log.
@@ -106,7 +108,9 @@ unsafe extern "C-unwind" fn check_key_file(
             if let Err(reason) = read_key_file(&path) {
                 ErrorReport::new(
                     PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
-                    format!("mfa_auth.encryption_keys_file \"{path}\" cannot be used: {reason}; no master key is in force"),
+                    format!(
+                        "mfa_auth.encryption_keys_file \"{path}\" cannot be used: {reason}; no master key is in force"
+                    ),
                     "mfa_auth",
                 )
                 .report(PgLogLevel::WARNING);
@@ -160,7 +164,10 @@ fn read_key_file(path: &str) -> Result<Keyring, String> {
         return Err("it must be owned by the database server's operating-system user".into());
     }
     if meta.mode() & 0o077 != 0 {
-        return Err(format!("it is group- or world-accessible (mode {:04o}): it must be u=rw (0600) or less", meta.mode() & 0o7777));
+        return Err(format!(
+            "it is group- or world-accessible (mode {:04o}): it must be u=rw (0600) or less",
+            meta.mode() & 0o7777
+        ));
     }
     if meta.len() > 1 << 20 {
         return Err("it is larger than 1 MB".into());

@@ -41,10 +41,8 @@ const MY_TOTP_FACTOR: Stmt = Stmt {
 fn enroll_my_totp(
     friendly_name: default!(Option<&str>, "NULL"),
     issuer: default!(Option<&str>, "NULL"),
-) -> TableIterator<
-    'static,
-    (name!(factor_id, pgrx::Uuid), name!(secret, String), name!(uri, String), name!(qr, String)),
-> {
+) -> TableIterator<'static, (name!(factor_id, pgrx::Uuid), name!(secret, String), name!(uri, String), name!(qr, String))>
+{
     let (user_id, session) = me("auth.enroll_my_totp");
     Spi::connect_mut(|client| require_entitled(client, user_id, session, None, "enroll another factor"));
     let account = if crate::session::in_gateway_mode() { user_id.to_string() } else { caller_role() };

@@ -6,9 +6,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
-use pgrx::datum::DatumWithOid;
 use pgrx::PgOid;
 
 thread_local! {
@@ -37,13 +37,7 @@ fn plan(client: &SpiClient<'_>, stmt: &Stmt) -> Rc<OwnedPreparedStatement> {
 
 /// Runs a cached statement. Errors raised by Postgres inside it (constraint
 /// violations, lock timeouts, ...) propagate with their own SQLSTATE.
-pub fn run<'conn>(
-    client: &mut SpiClient<'conn>,
-    stmt: &Stmt,
-    args: &[DatumWithOid<'_>],
-) -> SpiTupleTable<'conn> {
+pub fn run<'conn>(client: &mut SpiClient<'conn>, stmt: &Stmt, args: &[DatumWithOid<'_>]) -> SpiTupleTable<'conn> {
     let p = plan(client, stmt);
-    client
-        .update(&*p, None, args)
-        .unwrap_or_else(|e| panic!("an internal statement failed: {e}"))
+    client.update(&*p, None, args).unwrap_or_else(|e| panic!("an internal statement failed: {e}"))
 }

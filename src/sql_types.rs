@@ -20,10 +20,5 @@ pub fn unix_seconds(ts: TimestampWithTimeZone, arg: &'static str) -> i64 {
 /// Checked OTP parameters from nullable SQL arguments.
 pub fn otp_params(digits: Option<i32>, period: Option<i32>, algorithm: Option<&str>) -> OtpParams {
     let algorithm = Algorithm::parse(required(algorithm, "algorithm")).or_raise();
-    OtpParams::new(
-        algorithm,
-        i64::from(required(digits, "digits")),
-        i64::from(required(period, "period")),
-    )
-    .or_raise()
+    OtpParams::new(algorithm, i64::from(required(digits, "digits")), i64::from(required(period, "period"))).or_raise()
 }

@@ -342,7 +342,10 @@ mod tests {
 
     #[test]
     fn count_failure_saturates() {
-        assert_eq!(count_failure(u32::MAX, i64::MAX, LIMITS), Counted { failures: u32::MAX, locked_until: Some(i64::MAX) });
+        assert_eq!(
+            count_failure(u32::MAX, i64::MAX, LIMITS),
+            Counted { failures: u32::MAX, locked_until: Some(i64::MAX) }
+        );
         assert_eq!(count_failure(0, 0, Limits { max_failures: 0, lockout_us: 1 }).locked_until, Some(1));
     }
 }

@@ -34,10 +34,9 @@ impl fmt::Display for Base32Error {
             Base32Error::MisplacedPadding { position } => {
                 write!(f, "padding '=' at position {position} is followed by more data")
             }
-            Base32Error::InvalidLength { symbols } => write!(
-                f,
-                "{symbols} base32 symbols do not encode a whole number of bytes (a truncated secret?)"
-            ),
+            Base32Error::InvalidLength { symbols } => {
+                write!(f, "{symbols} base32 symbols do not encode a whole number of bytes (a truncated secret?)")
+            }
             Base32Error::TooLong => write!(f, "longer than {} bytes", super::limits::SECRET_TEXT),
         }
     }
@@ -228,10 +227,7 @@ mod tests {
 
     #[test]
     fn errors_say_what_and_where() {
-        assert_eq!(
-            decode("JBSWY1DP").unwrap_err(),
-            Base32Error::InvalidCharacter { character: '1', position: 6 }
-        );
+        assert_eq!(decode("JBSWY1DP").unwrap_err(), Base32Error::InvalidCharacter { character: '1', position: 6 });
         assert_eq!(decode("").unwrap_err(), Base32Error::Empty);
         assert_eq!(decode(" - ").unwrap_err(), Base32Error::Empty);
         assert_eq!(decode("MZX").unwrap_err(), Base32Error::InvalidLength { symbols: 3 });

@@ -1,6 +1,6 @@
 //! HOTP (RFC 4226) and TOTP (RFC 6238) with HMAC-SHA1/SHA256/SHA512.
 
-use subtle::{ConditionallySelectable, ConstantTimeEq, Choice};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use super::{invalid, OtpError};
 
@@ -109,12 +109,17 @@ enum KeyedMac {
 }
 
 const SHA1_H0: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
-const SHA256_H0: [u32; 8] = [
-    0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,
-];
+const SHA256_H0: [u32; 8] =
+    [0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19];
 const SHA512_H0: [u64; 8] = [
-    0x6a09_e667_f3bc_c908, 0xbb67_ae85_84ca_a73b, 0x3c6e_f372_fe94_f82b, 0xa54f_f53a_5f1d_36f1,
-    0x510e_527f_ade6_82d1, 0x9b05_688c_2b3e_6c1f, 0x1f83_d9ab_fb41_bd6b, 0x5be0_cd19_137e_2179,
+    0x6a09_e667_f3bc_c908,
+    0xbb67_ae85_84ca_a73b,
+    0x3c6e_f372_fe94_f82b,
+    0xa54f_f53a_5f1d_36f1,
+    0x510e_527f_ade6_82d1,
+    0x9b05_688c_2b3e_6c1f,
+    0x1f83_d9ab_fb41_bd6b,
+    0x5be0_cd19_137e_2179,
 ];
 
 /// The HMAC key block: the key, or its digest when longer than a block, zero padded.
@@ -357,17 +362,14 @@ mod tests {
 
     #[test]
     fn rfc4226_appendix_d() {
-        let want = [
-            "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871",
-            "520489",
-        ];
+        let want = ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"];
         for (counter, code) in want.iter().enumerate() {
             assert_eq!(hotp(SEED20, counter as u64, 6, Algorithm::Sha1).as_str(), *code);
         }
         // The intermediate truncated values of Appendix D.
         let truncated: [u32; 10] = [
-            1284755224, 1094287082, 137359152, 1726969429, 1640338314, 868254676, 1918287922,
-            82162583, 673399871, 645520489,
+            1284755224, 1094287082, 137359152, 1726969429, 1640338314, 868254676, 1918287922, 82162583, 673399871,
+            645520489,
         ];
         let mac = KeyedMac::new(Algorithm::Sha1, SEED20);
         for (c, t) in truncated.iter().enumerate() {

@@ -21,8 +21,7 @@ impl Matrix {
         if data.len() > super::limits::QR_DATA {
             return Err(OtpError::QrTooLong);
         }
-        let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M)
-            .map_err(|_| OtpError::QrTooLong)?;
+        let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M).map_err(|_| OtpError::QrTooLong)?;
         let width = code.width();
         Ok(Matrix { size: width + 2 * QUIET_ZONE, width, colors: code.to_colors() })
     }

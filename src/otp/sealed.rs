@@ -84,8 +84,15 @@ fn valid_key_id(id: &str) -> bool {
 
 /// Standard or URL-safe base64, padded or not.
 fn decode_key(text: &str) -> Option<Vec<u8>> {
-    let normal: String =
-        text.trim_end_matches('=').chars().map(|c| match c { '-' => '+', '_' => '/', c => c }).collect();
+    let normal: String = text
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
     STANDARD_NO_PAD.decode(normal).ok()
 }
 
@@ -182,7 +189,9 @@ impl Keyring {
 /// The AES-256-GCM key of one row: HKDF-SHA256(salt, master, info = factor id).
 pub fn row_key(master: &[u8; KEY_BYTES], factor_id: &[u8; 16]) -> [u8; KEY_BYTES] {
     let mut out = [0u8; KEY_BYTES];
-    Hkdf::<Sha256>::new(Some(HKDF_SALT), master).expand(factor_id, &mut out).expect("32 bytes is a valid HKDF-SHA256 length");
+    Hkdf::<Sha256>::new(Some(HKDF_SALT), master)
+        .expand(factor_id, &mut out)
+        .expect("32 bytes is a valid HKDF-SHA256 length");
     out
 }
 
@@ -238,11 +247,8 @@ pub fn open(ring: &Keyring, factor_id: &[u8; 16], stored: &str) -> Result<Opened
     let (Some(id), Some(nonce), Some(ct), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(SealError::Malformed);
     };
-    let nonce: [u8; NONCE_BYTES] = URL_SAFE_NO_PAD
-        .decode(nonce)
-        .ok()
-        .and_then(|n| n.try_into().ok())
-        .ok_or(SealError::Malformed)?;
+    let nonce: [u8; NONCE_BYTES] =
+        URL_SAFE_NO_PAD.decode(nonce).ok().and_then(|n| n.try_into().ok()).ok_or(SealError::Malformed)?;
     let ct = URL_SAFE_NO_PAD.decode(ct).map_err(|_| SealError::Malformed)?;
     let master = ring.key(id).ok_or_else(|| SealError::UnknownKey(id.to_owned()))?;
     let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(row_key(master, factor_id)));
@@ -275,10 +281,7 @@ mod tests {
         let mut okm = [0u8; 42];
         Hkdf::<Sha256>::new(Some(&salt), &ikm).expand(&info, &mut okm).unwrap();
         let hex: String = okm.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(
-            hex,
-            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
-        );
+        assert_eq!(hex, "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
     }
 
     #[test]
@@ -333,7 +336,14 @@ mod tests {
     #[test]
     fn malformed_sealed_values() {
         let r = ring(&format!("k1:{K1}"));
-        for bad in ["mfa1:", "mfa1:k1", "mfa1:k1:AAAA:AAAA", "mfa1:k1:CQkJCQkJCQkJCQkJ", "mfa1:k1:!!:AA", "mfa1:k1:CQkJCQkJCQkJCQkJ:AA:x"] {
+        for bad in [
+            "mfa1:",
+            "mfa1:k1",
+            "mfa1:k1:AAAA:AAAA",
+            "mfa1:k1:CQkJCQkJCQkJCQkJ",
+            "mfa1:k1:!!:AA",
+            "mfa1:k1:CQkJCQkJCQkJCQkJ:AA:x",
+        ] {
             assert_eq!(open(&r, &F, bad), Err(SealError::Malformed), "{bad}");
         }
     }

@@ -192,8 +192,8 @@ mod tests {
 
     #[test]
     fn builds_google_format() {
-        let u = build_totp("jbsw y3dp ehpk 3pxp", "alice@example.com", Some("ACME Co"), Algorithm::Sha1, 6, 30)
-            .unwrap();
+        let u =
+            build_totp("jbsw y3dp ehpk 3pxp", "alice@example.com", Some("ACME Co"), Algorithm::Sha1, 6, 30).unwrap();
         assert_eq!(
             u,
             "otpauth://totp/ACME%20Co:alice%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=ACME%20Co&algorithm=SHA1&digits=6&period=30"
