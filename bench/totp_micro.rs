@@ -11,7 +11,7 @@ fn time_ns<F: FnMut()>(iters: u32, mut f: F) -> f64 {
     for _ in 0..iters / 10 {
         f(); // warm up
     }
-    let best = (0..5)
+    (0..5)
         .map(|_| {
             let t = Instant::now();
             for _ in 0..iters {
@@ -19,8 +19,7 @@ fn time_ns<F: FnMut()>(iters: u32, mut f: F) -> f64 {
             }
             t.elapsed().as_nanos() as f64 / f64::from(iters)
         })
-        .fold(f64::INFINITY, f64::min);
-    best
+        .fold(f64::INFINITY, f64::min)
 }
 
 fn main() {

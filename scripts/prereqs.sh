@@ -41,6 +41,14 @@ if pgrep -x pgbouncer -u postgres >/dev/null 2>&1 && [ -f /etc/init.d/pgbouncer 
   as_root service pgbouncer stop >/dev/null 2>&1 || true
 fi
 
+# --- lint tools (rustup components; present in the machine image) -------------------
+for comp in rustfmt clippy; do
+  if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    log "rustup: adding $comp"
+    rustup component add "$comp" || die "cargo ${comp/rustfmt/fmt} is missing and rustup could not add it"
+  fi
+done
+
 # --- cargo-pgrx ----------------------------------------------------------------
 if ! cargo pgrx --version 2>/dev/null | grep -qx "cargo-pgrx $PGRX_VERSION"; then
   log "cargo: installing cargo-pgrx $PGRX_VERSION (takes several minutes once)"

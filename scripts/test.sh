@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test level of mfa_auth and prints a summary; exits non-zero on any failure.
+#   0. lint                                           (cargo fmt --check, cargo clippy -D warnings)
 #   1. pure-Rust unit tests                           (cargo test --lib, #[pg_test]s skipped)
 #   2. in-database #[pg_test] tests                    (cargo pgrx test pg15)
 #   3. SQL regression tests with expected output       (pg_regress, tests/pg_regress)
@@ -33,6 +34,14 @@ cargo_counts() {
        END { print p + 0, f + 0 }' "$1"
 }
 t0=$(date +%s)
+
+# --- 0. lint ------------------------------------------------------------------------
+log "level 0: lint (cargo fmt --check; cargo clippy --all-targets -D warnings)"
+lint_failed=0
+cargo fmt --check >"$work/fmt.log" 2>&1 || { lint_failed=$((lint_failed + 1)); head -n 40 "$work/fmt.log"; }
+cargo clippy --all-targets --features pg_test -- -D warnings >"$work/clippy.log" 2>&1 \
+  || { lint_failed=$((lint_failed + 1)); grep -E '^(error|warning)' -A6 "$work/clippy.log" | head -n 60; }
+record lint $((2 - lint_failed)) "$lint_failed"
 
 # --- 1. unit tests -----------------------------------------------------------------
 log "level 1: pure-Rust unit tests (cargo test --lib)"
@@ -103,7 +112,7 @@ elapsed=$(( $(date +%s) - t0 ))
 echo
 echo "=================== mfa_auth test summary ==================="
 tp=0; tf=0
-for level in unit pg_test pg_regress e2e crash; do
+for level in lint unit pg_test pg_regress e2e crash; do
   printf '  %-11s %4s passed, %s failed\n' "$level" "${passed[$level]}" "${failed[$level]}"
   tp=$((tp + passed[$level])); tf=$((tf + failed[$level]))
 done

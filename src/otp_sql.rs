@@ -89,6 +89,7 @@ fn otpauth_uri(
 }
 
 /// The parameters of an otpauth URI, to import an existing credential.
+#[allow(clippy::type_complexity)] // the SQL result row, spelled out for pgrx
 #[pg_extern(immutable, parallel_safe)]
 fn otpauth_parse(
     uri: Option<&str>,

@@ -176,10 +176,14 @@ fn read_key_file(path: &str) -> Result<Keyring, String> {
     Keyring::parse_file(&text).map_err(|e| format!("line {e}"))
 }
 
+/// What a keyring is built from: the legacy setting's text, the key file's path, and the
+/// file's load generation.
+type KeySources = (CString, CString, u64);
+
 thread_local! {
     /// The keyring and what it was built from: the legacy setting's text, the key file's
     /// path and its load generation.
-    static CACHE: RefCell<Option<((CString, CString, u64), Rc<Keyring>)>> = const { RefCell::new(None) };
+    static CACHE: RefCell<Option<(KeySources, Rc<Keyring>)>> = const { RefCell::new(None) };
 }
 
 static WARNED: AtomicBool = AtomicBool::new(false);

@@ -96,7 +96,7 @@ pub struct AttemptTable<const N: usize> {
 
 impl<const N: usize> AttemptTable<N> {
     const WINDOWS: usize = {
-        assert!(N >= WAYS && N % WAYS == 0, "N must be a positive multiple of WAYS");
+        assert!(N >= WAYS && N.is_multiple_of(WAYS), "N must be a positive multiple of WAYS");
         N / WAYS
     };
 
@@ -308,7 +308,7 @@ mod tests {
         }
         assert!(t.locked_until(&victim, 20_000_001).is_some());
         assert_eq!(t.usage().1, 0, "nothing protected was evicted");
-        assert!(refused >= 20_000 - 8192 + 1, "refused {refused}");
+        assert!(refused > 20_000 - 8192, "refused {refused}");
     }
 
     #[test]
