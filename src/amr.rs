@@ -4,6 +4,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
 use crate::error::{raise, required, MfaError, OrRaise};
+use crate::factor_types::FactorType;
 use crate::spi_util::{run, Stmt};
 
 /// The method names Supabase Auth records (and `sso/saml`'s spelling of SSO).
@@ -25,9 +26,11 @@ pub const KNOWN_METHODS: &[&str] = &[
     "mfa/webauthn",
 ];
 
-/// The MFA methods: recorded only by a successful verification, bound to the factor that
-/// earned them (sql/amr.sql spells the same list).
-pub const MFA_METHODS: &[&str] = &["totp", "mfa/phone", "mfa/webauthn"];
+/// Whether `method` is an MFA method (one a factor type earns): recorded only by a
+/// successful verification, bound to the factor that earned it.
+fn is_mfa_method(method: &str) -> bool {
+    FactorType::ALL.iter().any(|t| t.amr_method() == method)
+}
 
 const UPSERT_CLAIM: Stmt = Stmt {
     sql: "INSERT INTO auth.mfa_amr_claims AS a (id, session_id, authentication_method, created_at, updated_at)
@@ -52,11 +55,11 @@ fn record_amr(session_id: Option<pgrx::Uuid>, authentication_method: Option<&str
             format!("unknown method; known methods are {}", KNOWN_METHODS.join(", ")),
         ));
     }
-    if MFA_METHODS.contains(&method) {
+    if is_mfa_method(method) {
         raise(MfaError::MfaMethodNotRecordable(method.to_owned()));
     }
     let id = Spi::connect_mut(|client| {
-        let args: [DatumWithOid; 3] = [session_id.into(), method.into(), crate::challenges::uuid_v7().into()];
+        let args: [DatumWithOid; 3] = [session_id.into(), method.into(), crate::ids::uuid_v7().into()];
         run(client, &UPSERT_CLAIM, &args).first().get::<pgrx::Uuid>(1).or_raise().expect("RETURNING id")
     });
     crate::session::claims_changed();

@@ -12,7 +12,6 @@
 //! caller controls the transaction (see [`require_durable_or_autocommit`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
@@ -60,11 +59,6 @@ pub fn durable() -> bool {
     DURABLE.load(Ordering::Relaxed)
 }
 
-/// Unix time in microseconds: the clock of lockouts and of TOTP steps.
-pub fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
-}
-
 fn limits() -> Limits {
     Limits {
         max_failures: u32::try_from(guc::MAX_FAILED_ATTEMPTS.get()).unwrap_or(1),
@@ -74,7 +68,7 @@ fn limits() -> Limits {
 
 /// Whether the shared table holds a lock on `factor` that has not run out.
 pub fn locked(factor: &[u8; 16]) -> bool {
-    durable() && TABLE.share().0.locked_until(factor, now_us()).is_some()
+    durable() && TABLE.share().0.locked_until(factor, crate::clock::now_us()).is_some()
 }
 
 /// Counts one failure of `factor` on top of `persisted` (its row's count), in shared
@@ -85,7 +79,7 @@ pub fn locked(factor: &[u8; 16]) -> bool {
 /// When the shared table has no room that it may take (see [`crate::otp::attempts`]),
 /// nothing is evaluated: 53400, fail closed.
 pub fn record_failure(factor: &[u8; 16], persisted: u32) -> Counted {
-    let now = now_us();
+    let now = crate::clock::now_us();
     if !durable() {
         return count_failure(persisted, now, limits());
     }
@@ -117,12 +111,20 @@ pub fn require_durable_or_autocommit(function: &'static str) {
     }
 }
 
-/// Shows how failed attempts are tracked: whether counts survive ROLLBACK, and the
-/// shared table's capacity, entries in use, evictions so far, and verifications refused
-/// because their window held only protected entries.
-#[pg_extern(volatile, security_definer)]
+/// What auth.attempt_tracking() reports: whether counts survive ROLLBACK, the shared
+/// table's capacity, entries in use, evictions so far, and verifications refused because
+/// their window held only protected entries.
+fn tracking() -> (bool, i32, i32, i64, i64) {
+    let (used, evicted, refused) = if durable() { TABLE.share().0.usage() } else { (0, 0, 0) };
+    let capacity = if durable() { SLOTS as i32 } else { 0 };
+    (durable(), capacity, used as i32, evicted as i64, refused as i64)
+}
+
+/// Shows how failed attempts are tracked (see [`tracking`]). Since 0.2.0 (with `refusals`);
+/// its C symbol is new, so that 0.1.0's definition keeps its own (below).
+#[pg_extern(volatile, security_definer, name = "attempt_tracking")]
 #[search_path(pg_catalog, pg_temp)]
-fn attempt_tracking() -> TableIterator<
+fn attempt_tracking_v2() -> TableIterator<
     'static,
     (
         name!(survives_rollback, bool),
@@ -132,7 +134,17 @@ fn attempt_tracking() -> TableIterator<
         name!(refusals, i64),
     ),
 > {
-    let (used, evicted, refused) = if durable() { TABLE.share().0.usage() } else { (0, 0, 0) };
-    let capacity = if durable() { SLOTS as i32 } else { 0 };
-    TableIterator::once((durable(), capacity, used as i32, evicted as i64, refused as i64))
+    TableIterator::once(tracking())
+}
+
+/// 0.1.0's auth.attempt_tracking() (four columns), still exported under its C symbol
+/// `attempt_tracking_wrapper`: a database on 0.1.0's SQL calls it until `ALTER EXTENSION
+/// mfa_auth UPDATE` replaces the definition (sql/mfa_auth--0.1.0--0.2.0.sql). Not in 0.2.0's SQL.
+#[pg_extern(sql = false)]
+fn attempt_tracking() -> TableIterator<
+    'static,
+    (name!(survives_rollback, bool), name!(capacity, i32), name!(tracked_factors, i32), name!(evictions, i64)),
+> {
+    let (durable, capacity, used, evicted, _) = tracking();
+    TableIterator::once((durable, capacity, used, evicted))
 }

@@ -13,15 +13,11 @@ use pgrx::spi::SpiClient;
 
 use crate::attempt_limits;
 use crate::error::{raise, required, MfaError, OrRaise};
+use crate::factor_types::{self, Checked, FactorType, Issued};
 use crate::guc;
-use crate::otp::code_hash::{self, hash_code, verify_code_hash};
-use crate::otp::hotp::{normalize_code, verify_totp};
-use crate::otp::{base32, secret, Algorithm, OtpParams};
-use crate::secrets;
+use crate::ids;
+use crate::otp::attempts::Counted;
 use crate::spi_util::{run, Stmt};
-
-/// Digits of an SMS code.
-pub const PHONE_CODE_DIGITS: u32 = 6;
 
 const LOCK_FACTOR: Stmt = Stmt {
     sql: "SELECT factor_type::text,
@@ -44,11 +40,6 @@ const INSERT_CHALLENGE: Stmt = Stmt {
           SELECT id, created_at + pg_catalog.make_interval(secs => $4) FROM c",
     args: &[pg_sys::UUIDOID, pg_sys::INETOID, pg_sys::TEXTOID, pg_sys::INT4OID, pg_sys::UUIDOID],
 };
-
-/// A new time-ordered (version 7) UUID.
-pub fn uuid_v7() -> pgrx::Uuid {
-    pgrx::Uuid::from_bytes(*uuid::Uuid::now_v7().as_bytes())
-}
 
 /// Everything a verification decides on, with both rows locked. `$2` is the
 /// challenge expiry in seconds, `$3` the caller's IP address (or NULL). The columns are
@@ -74,26 +65,26 @@ macro_rules! verify_lookup {
 }
 
 /// The locked factor and challenge of one verification.
-struct Locked {
-    challenge_id: pgrx::Uuid,
-    factor_id: pgrx::Uuid,
-    user_id: pgrx::Uuid,
-    factor_type: String,
-    factor_verified: bool,
-    secret: Option<String>,
-    totp_algorithm: String,
-    totp_digits: i32,
-    totp_period: i32,
-    last_totp_step: Option<i64>,
+pub(crate) struct Locked {
+    pub(crate) challenge_id: pgrx::Uuid,
+    pub(crate) factor_id: pgrx::Uuid,
+    pub(crate) user_id: pgrx::Uuid,
+    pub(crate) factor_type: String,
+    pub(crate) factor_verified: bool,
+    pub(crate) secret: Option<String>,
+    pub(crate) totp_algorithm: String,
+    pub(crate) totp_digits: i32,
+    pub(crate) totp_period: i32,
+    pub(crate) last_totp_step: Option<i64>,
     /// The row's lock has not run out.
-    locked: bool,
-    challenge_verified: bool,
-    expired: bool,
-    ip_mismatch: bool,
-    otp_code: Option<String>,
-    failed_attempts: i32,
+    pub(crate) locked: bool,
+    pub(crate) challenge_verified: bool,
+    pub(crate) expired: bool,
+    pub(crate) ip_mismatch: bool,
+    pub(crate) otp_code: Option<String>,
+    pub(crate) failed_attempts: i32,
     /// The row holds a lock (which, when `locked` is false, has run out).
-    lock_ran_out: bool,
+    pub(crate) lock_ran_out: bool,
 }
 
 impl Locked {
@@ -216,27 +207,21 @@ pub fn create(
         raise(MfaError::FactorNotFound);
     }
     let f = f.first();
-    let factor_type: String = f.get(1).or_raise().unwrap_or_default();
+    let factor_type = FactorType::parse(&f.get::<String>(1).or_raise().unwrap_or_default());
     if f.get::<bool>(2).or_raise().unwrap_or(false) || attempt_limits::locked(factor_id.as_bytes()) {
         raise(MfaError::FactorLocked);
     }
-    let code = match factor_type.as_str() {
-        "totp" => None,
-        "phone" => {
-            if f.get::<bool>(3).or_raise().unwrap_or(false) {
-                raise(MfaError::ResendTooSoon(guc::PHONE_RESEND_INTERVAL.get()));
-            }
-            Some(secret::random_digits(PHONE_CODE_DIGITS).or_raise())
-        }
-        other => raise(MfaError::UnsupportedFactor(other.to_owned())),
-    };
-    // Keyed with a server key when a master key is configured (see otp::code_hash).
-    let key = code.as_ref().and_then(|_| secrets::phone_code_key());
-    let stored = code.as_deref().map(|c| hash_code(c, key.as_ref().map(|(id, k)| (id.as_str(), k))).or_raise());
+    let Issued { code, stored } = factor_types::issue(factor_type, f.get::<bool>(3).or_raise().unwrap_or(false));
     let c = run(
         client,
         &INSERT_CHALLENGE,
-        &[factor_id.into(), ip_address.into(), stored.into(), guc::CHALLENGE_EXPIRY.get().into(), uuid_v7().into()],
+        &[
+            factor_id.into(),
+            ip_address.into(),
+            stored.into(),
+            guc::CHALLENGE_EXPIRY.get().into(),
+            ids::uuid_v7().into(),
+        ],
     );
     let c = c.first();
     let id: pgrx::Uuid = c.get(1).or_raise().expect("RETURNING id");
@@ -261,56 +246,6 @@ fn create_challenge(
     TableIterator::once(row)
 }
 
-/// Whether `code` is right for the locked factor/challenge row, and the TOTP step it matched.
-/// The third value is the secret re-sealed with the current key, when it should be.
-fn check_code(row: &Locked, code: &str) -> (bool, Option<i64>, Option<String>) {
-    match row.factor_type.as_str() {
-        "totp" => {
-            let Some(stored) = row.secret.as_deref() else { return (false, None, None) };
-            // A key problem is an error, never a wrong code.
-            let (secret, resealed) = secrets::open_stored(&row.factor_id, stored);
-            let algorithm = Algorithm::parse(&row.totp_algorithm).or_raise();
-            let key = base32::decode(&secret).or_raise();
-            let params = OtpParams::new(algorithm, i64::from(row.totp_digits), i64::from(row.totp_period)).or_raise();
-            let window = u32::try_from(guc::TOTP_WINDOW.get()).unwrap_or(1);
-            let (ok, step) =
-                match verify_totp(&key, code, attempt_limits::now_us() / 1_000_000, window, &params).or_raise() {
-                    // RFC 6238 §5.2: a step at or before the last accepted one is a replay.
-                    Some(step) => {
-                        let step = i64::try_from(step).unwrap_or(i64::MAX);
-                        match row.last_totp_step {
-                            Some(last) if step <= last => (false, None),
-                            _ => (true, Some(step)),
-                        }
-                    }
-                    None => (false, None),
-                };
-            (ok, step, resealed)
-        }
-        "phone" => {
-            let ok = match (row.otp_code.as_deref(), normalize_code(code, PHONE_CODE_DIGITS)) {
-                (Some(stored), Some(given)) => {
-                    // A missing key is an error (55000), never a wrong code.
-                    let key = code_hash::key_id_of(stored).map(secrets::phone_code_key_of);
-                    verify_code_hash(stored, given.as_str(), key.as_ref())
-                }
-                _ => false,
-            };
-            (ok, None, None)
-        }
-        other => raise(MfaError::UnsupportedFactor(other.to_owned())),
-    }
-}
-
-/// The authentication method an MFA factor type earns.
-fn amr_method(factor_type: &str) -> &'static str {
-    match factor_type {
-        "phone" => "mfa/phone",
-        "webauthn" => "mfa/webauthn",
-        _ => "totp",
-    }
-}
-
 /// Shared by verify_challenge, verify_factor and mfa_verify: `lookup` finds and locks the
 /// rows, `missing` is raised when it finds none. Load, refuse, count, decide, record.
 pub fn verify(
@@ -322,13 +257,43 @@ pub fn verify(
     ip_address: Option<pgrx::Inet>,
     session_id: Option<pgrx::Uuid>,
 ) -> bool {
+    let row = load(client, lookup, missing, key, ip_address);
+    refuse(client, &row, session_id);
+    // Counted before the code is evaluated and cleared on success: from here on neither a
+    // ROLLBACK nor an error can take this attempt back (and with no room in the shared
+    // table the attempt is refused, 53400, before any code is evaluated). The row's count
+    // restarts after a lock that has run out (a live lock was refused above).
+    let persisted = if row.lock_ran_out { 0 } else { row.failed_attempts.max(0) as u32 };
+    let counted = attempt_limits::record_failure(row.factor_id.as_bytes(), persisted);
+    let factor_type = FactorType::parse(&row.factor_type);
+    let checked = factor_types::check(factor_type, &row, code);
+    if checked.ok {
+        record_success(client, &row, factor_type, &checked, session_id);
+    } else {
+        record_failure(client, &row, counted, checked.resealed);
+    }
+    checked.ok
+}
+
+/// Finds and locks the factor and challenge rows.
+fn load(
+    client: &mut SpiClient<'_>,
+    lookup: &Stmt,
+    missing: MfaError,
+    key: pgrx::Uuid,
+    ip_address: Option<pgrx::Inet>,
+) -> Locked {
     let found = run(client, lookup, &[key.into(), guc::CHALLENGE_EXPIRY.get().into(), ip_address.into()]);
     if found.is_empty() {
         raise(missing);
     }
-    let row = Locked::read(&found.first());
-    // Order matters: a locked factor refuses everything (its row's lock, or the
-    // shared-memory one a rolled-back failure left); then the challenge's own state.
+    Locked::read(&found.first())
+}
+
+/// Raises when the attempt may not be evaluated at all. Order matters: a locked factor
+/// refuses everything (its row's lock, or the shared-memory one a rolled-back failure left);
+/// then the challenge's own state; then the entitlement rule.
+fn refuse(client: &mut SpiClient<'_>, row: &Locked, session_id: Option<pgrx::Uuid>) {
     if row.locked || attempt_limits::locked(row.factor_id.as_bytes()) {
         raise(MfaError::FactorLocked);
     }
@@ -347,37 +312,38 @@ pub fn verify(
     if !row.factor_verified {
         crate::factors::require_entitled(client, row.user_id, session_id, Some(row.factor_id), "verify another factor");
     }
-    // Counted before the code is evaluated and cleared on success: from here on neither a
-    // ROLLBACK nor an error can take this attempt back (and with no room in the shared
-    // table the attempt is refused, 53400, before any code is evaluated). The row's count
-    // restarts after a lock that has run out (a live lock was refused above).
-    let persisted = if row.lock_ran_out { 0 } else { row.failed_attempts.max(0) as u32 };
-    let counted = attempt_limits::record_failure(row.factor_id.as_bytes(), persisted);
-    let (ok, step, resealed) = check_code(&row, code);
-    if ok {
-        let args: [DatumWithOid; 7] = [
-            row.challenge_id.into(),
-            row.factor_id.into(),
-            step.into(),
-            session_id.into(),
-            amr_method(&row.factor_type).into(),
-            uuid_v7().into(),
-            resealed.into(),
-        ];
-        run(client, &SUCCEED, &args);
-        attempt_limits::clear(row.factor_id.as_bytes());
-        crate::session::claims_changed();
-    } else {
-        let args: [DatumWithOid; 5] = [
-            row.factor_id.into(),
-            i32::try_from(counted.failures).unwrap_or(i32::MAX).into(),
-            counted.locked_until.is_some().into(),
-            guc::LOCKOUT_DURATION.get().into(),
-            resealed.into(),
-        ];
-        run(client, &FAIL, &args);
-    }
-    ok
+}
+
+fn record_success(
+    client: &mut SpiClient<'_>,
+    row: &Locked,
+    factor_type: FactorType,
+    checked: &Checked,
+    session_id: Option<pgrx::Uuid>,
+) {
+    let args: [DatumWithOid; 7] = [
+        row.challenge_id.into(),
+        row.factor_id.into(),
+        checked.step.into(),
+        session_id.into(),
+        factor_type.amr_method().into(),
+        ids::uuid_v7().into(),
+        checked.resealed.clone().into(),
+    ];
+    run(client, &SUCCEED, &args);
+    attempt_limits::clear(row.factor_id.as_bytes());
+    crate::session::claims_changed();
+}
+
+fn record_failure(client: &mut SpiClient<'_>, row: &Locked, counted: Counted, resealed: Option<String>) {
+    let args: [DatumWithOid; 5] = [
+        row.factor_id.into(),
+        i32::try_from(counted.failures).unwrap_or(i32::MAX).into(),
+        counted.locked_until.is_some().into(),
+        guc::LOCKOUT_DURATION.get().into(),
+        resealed.into(),
+    ];
+    run(client, &FAIL, &args);
 }
 
 /// Verifies `code` against a challenge. True: verified (and the session's AMR claim
@@ -532,7 +498,8 @@ mod tests {
         let p = plan(&super::CLEANUP_BATCH, "now() - interval '24 hours', 1000");
         assert!(p.contains("Index Scan Backward using mfa_challenge_created_at_idx"), "{p}");
         // The cutoff bounds the scan (Index Cond), not a Filter over every young row.
-        assert!(p.contains("Index Cond: (created_at < $1)"), "{p}");
+        // (EXPLAIN EXECUTE shows the custom plan: the bound cutoff as a constant.)
+        assert!(p.contains("Index Cond: (created_at < '"), "{p}");
         assert!(!p.contains("Filter"), "{p}");
         assert!(p.contains("LockRows"), "{p}");
         assert!(!p.contains("Seq Scan"), "{p}");

@@ -34,8 +34,8 @@ pub enum MfaError {
     FactorLocked,
     /// 55006: a phone challenge was sent less than mfa_auth.phone_resend_interval ago.
     ResendTooSoon(i32),
-    /// 53400: the user has the maximum number of factors.
-    TooManyFactors,
+    /// 53400: the user has the maximum number of factors (that number).
+    TooManyFactors(i64),
     /// 23505: friendly_name or phone already used by another factor of the user.
     DuplicateFactor(&'static str),
     /// 0A000: challenges of this factor type are not supported.
@@ -125,7 +125,7 @@ impl MfaError {
             MfaError::ChallengeExpired => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             MfaError::ChallengeAlreadyVerified => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             MfaError::IpMismatch => ERRCODE_INSUFFICIENT_PRIVILEGE,
-            MfaError::FactorLocked | MfaError::TooManyFactors | MfaError::AttemptTableFull => {
+            MfaError::FactorLocked | MfaError::TooManyFactors(_) | MfaError::AttemptTableFull => {
                 ERRCODE_CONFIGURATION_LIMIT_EXCEEDED
             }
             MfaError::Aal2Required(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -162,9 +162,7 @@ impl MfaError {
             MfaError::ResendTooSoon(secs) => {
                 format!("a phone challenge for this factor was sent less than {secs} seconds ago")
             }
-            MfaError::TooManyFactors => {
-                format!("a user can enroll at most {} MFA factors", crate::factors::MAX_FACTORS_PER_USER)
-            }
+            MfaError::TooManyFactors(max) => format!("a user can enroll at most {max} MFA factors"),
             MfaError::DuplicateFactor(what) => (*what).into(),
             MfaError::UnsupportedFactor(t) => format!("challenges of {t} factors are not supported"),
             MfaError::Internal(e) => format!("mfa_auth internal error: {e}"),

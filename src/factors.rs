@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 use crate::error::{raise, required, MfaError, OrRaise};
+use crate::factor_types::FactorType;
 use crate::otp::{phone::is_e164, qr, secret, uri, OtpParams};
 use crate::spi_util::{run, Stmt};
 
@@ -100,18 +101,12 @@ fn non_blank(s: Option<&str>) -> Option<&str> {
     s.filter(|v| !v.trim().is_empty())
 }
 
-/// A new random (version 4) factor id. Made before the insert: a sealed secret is bound
-/// to its row's id.
-fn new_factor_id() -> pgrx::Uuid {
-    pgrx::Uuid::from_bytes(*uuid::Uuid::new_v4().as_bytes())
-}
-
 /// Checks the per-user limits under a per-user lock, then inserts the factor.
 fn insert_factor(
     id: pgrx::Uuid,
     user_id: pgrx::Uuid,
     friendly_name: Option<&str>,
-    factor_type: &str,
+    factor_type: FactorType,
     secret: Option<&str>,
     phone: Option<&str>,
 ) -> pgrx::Uuid {
@@ -122,7 +117,7 @@ fn insert_factor(
         let name_taken: bool = row.get(3).or_raise().unwrap_or(false);
         let phone_taken: bool = row.get(4).or_raise().unwrap_or(false);
         if count >= MAX_FACTORS_PER_USER {
-            raise(MfaError::TooManyFactors);
+            raise(MfaError::TooManyFactors(MAX_FACTORS_PER_USER));
         }
         if name_taken {
             raise(MfaError::DuplicateFactor("a factor with this friendly_name already exists for this user"));
@@ -133,7 +128,14 @@ fn insert_factor(
         let id = run(
             client,
             &INSERT_FACTOR,
-            &[user_id.into(), friendly_name.into(), factor_type.into(), secret.into(), phone.into(), id.into()],
+            &[
+                user_id.into(),
+                friendly_name.into(),
+                factor_type.sql_name().into(),
+                secret.into(),
+                phone.into(),
+                id.into(),
+            ],
         );
         id.first().get::<pgrx::Uuid>(1).or_raise().expect("INSERT ... RETURNING id")
     })
@@ -156,10 +158,10 @@ pub fn enroll_totp_for(
     // Build the URI before inserting: a bad issuer/account fails with no row written.
     let uri = uri::build_totp(&secret, account, issuer, params.algorithm, params.digits, params.period).or_raise();
     let qr = qr::to_text(&uri, false).or_raise();
-    let id = new_factor_id();
+    let id = crate::ids::new_factor_id();
     // Stored sealed with the current key of mfa_auth.encryption_keys (plaintext without one).
     let stored = crate::secrets::seal_new(&id, &secret);
-    insert_factor(id, user_id, friendly_name, "totp", Some(&stored), None);
+    insert_factor(id, user_id, friendly_name, FactorType::Totp, Some(&stored), None);
     (id, secret, uri, qr)
 }
 
@@ -194,7 +196,7 @@ fn enroll_phone(
     if !is_e164(phone) {
         raise(MfaError::invalid("phone", "must be an E.164 number: '+', country code and number, 15 digits at most"));
     }
-    insert_factor(new_factor_id(), user_id, friendly_name, "phone", None, Some(phone))
+    insert_factor(crate::ids::new_factor_id(), user_id, friendly_name, FactorType::Phone, None, Some(phone))
 }
 
 /// Removes a factor with everything it granted: the one implementation behind

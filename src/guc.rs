@@ -19,6 +19,9 @@ pub static PHONE_RESEND_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static TOTP_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static JWT_CLAIMS_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static DATABASE_SESSIONS: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// Master keys: the key file (see src/secrets.rs) and the deprecated in-setting keys.
+pub static ENCRYPTION_KEYS_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static ENCRYPTION_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// PostgREST's `request.jwt.claims`, defined here (when no one else defines it) only so
 /// that its changes reach [`identity_changed`]; it stays settable by everyone, as before.
 pub static JWT_CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -127,5 +130,30 @@ pub fn init() {
                 None,
             );
         }
+    }
+    // SAFETY: the hooks cannot panic; they only read their arguments and settings.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"mfa_auth.encryption_keys",
+            c"Deprecated: master keys that encrypt TOTP secrets at rest, in the setting itself (use mfa_auth.encryption_keys_file).",
+            c"key_id:base64-of-32-bytes, comma-separated, current key first. Its value reaches the server log when a reload changes it.",
+            &ENCRYPTION_KEYS,
+            GucContext::Suset,
+            GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+            Some(crate::secrets::check_keys),
+            None,
+            Some(crate::secrets::show_keys),
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"mfa_auth.encryption_keys_file",
+            c"File of the master keys that encrypt TOTP secrets and key phone-code hashes.",
+            c"One key_id:base64-of-32-bytes per line, current key first; owned by the server's OS user, mode 0600 or stricter. Re-read on reload.",
+            &ENCRYPTION_KEYS_FILE,
+            GucContext::Sighup,
+            GucFlags::SUPERUSER_ONLY,
+            Some(crate::secrets::check_key_file),
+            Some(crate::secrets::assign_key_file),
+            None,
+        );
     }
 }

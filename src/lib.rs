@@ -11,10 +11,13 @@ use pgrx::prelude::*;
 mod amr;
 mod attempt_limits;
 mod challenges;
+mod clock;
 pub mod error;
+mod factor_types;
 mod factors;
 mod guc;
 mod hooks;
+mod ids;
 pub mod otp;
 mod otp_sql;
 mod secrets;
@@ -41,7 +44,6 @@ extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
-    secrets::init_guc();
     attempt_limits::init();
     session::init();
     hooks::install();
@@ -90,6 +92,26 @@ mod tests {
                       ('00000000-0000-0000-0000-000000000001', 'totp')",
         )
         .unwrap();
+    }
+
+    /// The MFA methods sql/amr.sql spells (in session_amr) are the ones the factor types earn,
+    /// and the factor types are auth.factor_type's labels, in order.
+    #[pg_test]
+    fn sql_and_rust_agree_on_the_mfa_methods_and_factor_types() {
+        use crate::factor_types::FactorType;
+        let mut rust: Vec<&str> = FactorType::ALL.iter().map(|t| t.amr_method()).collect();
+        rust.sort_unstable();
+        let sql = Spi::get_one::<String>(
+            r"SELECT array_to_string(ARRAY(SELECT unnest(substring(prosrc from '''(\{[^}]*\})''::text\[\]')::text[]) ORDER BY 1), ',')
+                FROM pg_proc WHERE oid = 'auth.session_amr(uuid, uuid)'::regprocedure",
+        );
+        assert_eq!(sql, Ok(Some(rust.join(","))));
+        let labels = Spi::get_one::<String>(
+            "SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum
+              WHERE enumtypid = 'auth.factor_type'::regtype",
+        );
+        let types: Vec<&str> = FactorType::ALL.iter().map(|t| t.sql_name()).collect();
+        assert_eq!(labels, Ok(Some(types.join(","))));
     }
 
     #[pg_test]

@@ -24,16 +24,13 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pgrx::datum::DatumWithOid;
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
 use crate::error::{raise, MfaError, OrRaise};
+use crate::guc::{ENCRYPTION_KEYS, ENCRYPTION_KEYS_FILE};
 use crate::otp::sealed::{self, Keyring};
 use crate::spi_util::{run, Stmt};
-
-pub static ENCRYPTION_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static ENCRYPTION_KEYS_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Bumped by every (re)load of mfa_auth.encryption_keys_file in this process: the next use
 /// of a key re-reads the file.
@@ -55,7 +52,7 @@ unsafe fn check_detail(text: &CStr) {
     unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(text.as_ptr()) };
 }
 
-unsafe extern "C-unwind" fn check_keys(
+pub(crate) unsafe extern "C-unwind" fn check_keys(
     newval: *mut *mut core::ffi::c_char,
     _extra: *mut *mut core::ffi::c_void,
     source: pg_sys::GucSource::Type,
@@ -81,7 +78,7 @@ unsafe extern "C-unwind" fn check_keys(
 /// SHOW / pg_settings / current_setting() of the deprecated setting: the value for a
 /// superuser (who can read the configuration files anyway), `(hidden)` for everyone else,
 /// members of pg_read_all_settings included.
-unsafe extern "C-unwind" fn show_keys() -> *const core::ffi::c_char {
+pub(crate) unsafe extern "C-unwind" fn show_keys() -> *const core::ffi::c_char {
     // SAFETY: the setting's current C string (or NULL), owned by the GUC machinery.
     let value: *const core::ffi::c_char = unsafe { *ENCRYPTION_KEYS.as_ptr() };
     // SAFETY: plain reads of backend state; superuser() only inside a transaction.
@@ -95,7 +92,7 @@ unsafe extern "C-unwind" fn show_keys() -> *const core::ffi::c_char {
     }
 }
 
-unsafe extern "C-unwind" fn check_key_file(
+pub(crate) unsafe extern "C-unwind" fn check_key_file(
     newval: *mut *mut core::ffi::c_char,
     _extra: *mut *mut core::ffi::c_void,
     source: pg_sys::GucSource::Type,
@@ -120,36 +117,8 @@ unsafe extern "C-unwind" fn check_key_file(
     true
 }
 
-unsafe extern "C-unwind" fn assign_key_file(_new: *const core::ffi::c_char, _extra: *mut core::ffi::c_void) {
+pub(crate) unsafe extern "C-unwind" fn assign_key_file(_new: *const core::ffi::c_char, _extra: *mut core::ffi::c_void) {
     KEY_FILE_GENERATION.fetch_add(1, Ordering::Relaxed);
-}
-
-pub fn init_guc() {
-    // SAFETY: the hooks cannot panic; they only read their arguments and settings.
-    unsafe {
-        GucRegistry::define_string_guc_with_hooks(
-            c"mfa_auth.encryption_keys",
-            c"Deprecated: master keys that encrypt TOTP secrets at rest, in the setting itself (use mfa_auth.encryption_keys_file).",
-            c"key_id:base64-of-32-bytes, comma-separated, current key first. Its value reaches the server log when a reload changes it.",
-            &ENCRYPTION_KEYS,
-            GucContext::Suset,
-            GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
-            Some(check_keys),
-            None,
-            Some(show_keys),
-        );
-        GucRegistry::define_string_guc_with_hooks(
-            c"mfa_auth.encryption_keys_file",
-            c"File of the master keys that encrypt TOTP secrets and key phone-code hashes.",
-            c"One key_id:base64-of-32-bytes per line, current key first; owned by the server's OS user, mode 0600 or stricter. Re-read on reload.",
-            &ENCRYPTION_KEYS_FILE,
-            GucContext::Sighup,
-            GucFlags::SUPERUSER_ONLY,
-            Some(check_key_file),
-            Some(assign_key_file),
-            None,
-        );
-    }
 }
 
 /// Reads and checks a key file: owned by this process's OS user, no group or other
