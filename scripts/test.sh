@@ -6,6 +6,7 @@
 #   3. SQL regression tests with expected output       (pg_regress, tests/pg_regress)
 #   4. end-to-end client tests over a real connection  (pytest + psycopg, tests/e2e)
 #   5. crash invariants under load                     (pgbench + SIGKILL + immediate shutdown, tests/crash)
+#   6. upgrade from the last release                   (ALTER EXTENSION UPDATE vs a fresh install, tests/upgrade)
 # Installs its own prerequisites first (scripts/prereqs.sh), idempotently.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -108,11 +109,17 @@ crash_rc=$?
 tail -n 32 "$work/crash.log"
 if [ "$crash_rc" = 0 ]; then record crash 1 0; else record crash 0 1; fi
 
+log "level 6: upgrade from the last release (tests/upgrade/run.sh)"
+bash "$root/tests/upgrade/run.sh" >"$work/upgrade.log" 2>&1
+upgrade_rc=$?
+grep -vE '^\s*$' "$work/upgrade.log" | tail -n 40
+if [ "$upgrade_rc" = 0 ]; then record upgrade 1 0; else record upgrade 0 1; fi
+
 elapsed=$(( $(date +%s) - t0 ))
 echo
 echo "=================== mfa_auth test summary ==================="
 tp=0; tf=0
-for level in lint unit pg_test pg_regress e2e crash; do
+for level in lint unit pg_test pg_regress e2e crash upgrade; do
   printf '  %-11s %4s passed, %s failed\n' "$level" "${passed[$level]}" "${failed[$level]}"
   tp=$((tp + passed[$level])); tf=$((tf + failed[$level]))
 done

@@ -1,7 +1,7 @@
 -- mfa_auth: schema objects. Loaded first by the extension script (bootstrap).
 -- The schema `auth` itself is created by CREATE EXTENSION (mfa_auth.control: schema = auth).
 --
--- auth.mfa_challenges and auth.mfa_amr_claims follow shared/seeds exactly (columns, types,
+-- auth.mfa_challenges and auth.mfa_amr_claims follow the seed specifications of the two tables exactly (columns, types,
 -- nullability, primary keys, index names). auth.mfa_factors is the table factor_id refers to,
 -- compatible with Supabase Auth.
 

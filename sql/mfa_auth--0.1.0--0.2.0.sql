@@ -1,0 +1,184 @@
+-- mfa_auth 0.1.0 -> 0.2.0. Run by ALTER EXTENSION mfa_auth UPDATE (never by hand).
+\echo Use "ALTER EXTENSION mfa_auth UPDATE TO '0.2.0'" to load this file. \quit
+--
+-- What changed, and why (each later change of 0.2.0 adds its part here, in the same commit):
+--
+-- 1. Trust model (aal2 only from a factor the user is entitled to, in the session that
+--    verified it):
+--    - view auth.mfa_verified_claims: MFA claims with the factor and user that earned them,
+--      the only source of aal2 from now on (a session id alone is never enough);
+--    - auth.session_amr(uuid, uuid) and auth.session_aal(uuid, uuid) (per user), and the
+--      one-argument forms redefined on top of them (MFA claims count only through a
+--      verified factor);
+--    - auth.attempt_tracking() gains the `refusals` column (the attempt table refuses a
+--      newcomer rather than forget someone else's count).
+--    Behaviour of existing C functions (entitlement checks, mfa_auth.database_sessions,
+--    record_amr refusing MFA methods, unenroll waiting for verifications) needs no SQL here:
+--    their definitions are unchanged.
+-- 2. Resources: auth.cleanup_challenges_batch() and the procedures
+--    auth.cleanup_challenges_batched() / auth.rotate_secrets_batched() that commit per batch.
+-- 3. Closed by default: EXECUTE on every routine of auth revoked from PUBLIC and granted back
+--    by name to the stateless, session and self-service functions only (as sql/grants.sql).
+--
+-- C symbols: the new library keeps every symbol 0.1.0's SQL points at, with 0.1.0's
+-- behaviour where the SQL-visible shape changed, so a database still on 0.1.0's SQL works
+-- between installing the new library and running this script. The one such case:
+-- auth.attempt_tracking() returned four columns; 0.1.0's definition keeps calling
+-- `attempt_tracking_wrapper` (four columns, still exported), 0.2.0's calls
+-- `attempt_tracking_v2_wrapper` (five).
+--
+-- Data: nothing to migrate. 0.1.0's claims earned by verification have their factor link
+-- and stay valid; a `totp` claim written by 0.1.0's record_amr has none and no longer makes
+-- its session aal2 (it never proved a factor). Secrets sealed under the keys of
+-- mfa_auth.encryption_keys keep opening; phone-code hashes of open challenges (v1) still verify.
+
+-- 1. Trust model ------------------------------------------------------------------------------
+
+CREATE VIEW auth.mfa_verified_claims AS
+SELECT a.session_id, a.authentication_method, a.created_at, a.updated_at, l.factor_id, f.user_id
+  FROM auth.mfa_amr_claims a
+  JOIN auth.mfa_amr_claim_factors l
+    ON l.session_id = a.session_id AND l.authentication_method = a.authentication_method
+  JOIN auth.mfa_factors f ON f.id = l.factor_id
+ WHERE f.status = 'verified';
+REVOKE ALL ON TABLE auth.mfa_verified_claims FROM PUBLIC;
+COMMENT ON VIEW auth.mfa_verified_claims IS 'mfa_auth: MFA claims with the factor and user that earned them';
+
+-- The session's AMR claim in the shape of Supabase Auth's JWT `amr` claim, most recent first:
+-- [{"method": "totp", "timestamp": 1666086056}, ...] (timestamp = updated_at, Unix seconds).
+-- Non-MFA methods (password, ...) as the trusted service recorded them for the session; MFA
+-- methods only when earned by a verified factor of `user_id` (of any user when it is NULL).
+CREATE FUNCTION auth.session_amr(session_id uuid, user_id uuid) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(
+        jsonb_agg(jsonb_build_object('method', a.authentication_method,
+                                     'timestamp', floor(extract(epoch FROM a.updated_at))::bigint)
+                  ORDER BY a.updated_at DESC, a.authentication_method),
+        '[]'::jsonb)
+      FROM auth.mfa_amr_claims a
+     WHERE a.session_id = $1
+       AND (a.authentication_method <> ALL ('{totp,mfa/phone,mfa/webauthn}'::text[])
+            OR EXISTS (SELECT 1 FROM auth.mfa_verified_claims v
+                        WHERE v.session_id = a.session_id
+                          AND v.authentication_method = a.authentication_method
+                          AND ($2 IS NULL OR v.user_id = $2)))
+$$;
+
+CREATE OR REPLACE FUNCTION auth.session_amr(session_id uuid) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth.session_amr($1, NULL) $$;
+
+-- aal2 when the session has an MFA claim earned by a verified factor of `user_id` (of any
+-- user when it is NULL), else aal1. auth.aal() answers this for the current session and user.
+CREATE FUNCTION auth.session_aal(session_id uuid, user_id uuid) RETURNS auth.aal_level
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM auth.mfa_verified_claims v
+                              WHERE v.session_id = $1 AND ($2 IS NULL OR v.user_id = $2))
+                THEN 'aal2' ELSE 'aal1' END::auth.aal_level
+$$;
+
+CREATE OR REPLACE FUNCTION auth.session_aal(session_id uuid) RETURNS auth.aal_level
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth.session_aal($1, NULL) $$;
+
+DROP FUNCTION auth.attempt_tracking();
+CREATE FUNCTION auth."attempt_tracking"() RETURNS TABLE (
+	"survives_rollback" bool,  /* bool */
+	"capacity" INT,  /* i32 */
+	"tracked_factors" INT,  /* i32 */
+	"evictions" bigint,  /* i64 */
+	"refusals" bigint  /* i64 */
+)
+STRICT VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'attempt_tracking_v2_wrapper';
+
+-- 2. Resources --------------------------------------------------------------------------------
+
+CREATE FUNCTION auth."cleanup_challenges_batch"(
+	"cutoff" timestamp with time zone, /* Option < TimestampWithTimeZone > */
+	"batch_size" INT DEFAULT 1000 /* Option < i32 > */
+) RETURNS bigint /* i64 */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'cleanup_challenges_batch_wrapper';
+
+-- Deletes challenges created more than `older_than` ago, `batch_size` per transaction, with
+-- the cutoff computed once at the start (challenges created meanwhile are left alone).
+CREATE PROCEDURE auth.cleanup_challenges_batched(older_than interval DEFAULT '24 hours',
+                                                 batch_size integer DEFAULT 1000)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    cutoff timestamptz;
+    deleted bigint;
+BEGIN
+    IF older_than IS NULL THEN
+        RAISE EXCEPTION 'older_than must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF older_than OPERATOR(pg_catalog.<) interval '0' THEN
+        RAISE EXCEPTION 'invalid older_than: must not be negative' USING ERRCODE = '22023';
+    END IF;
+    cutoff := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) older_than;
+    LOOP
+        deleted := auth.cleanup_challenges_batch(cutoff, batch_size);
+        COMMIT;
+        EXIT WHEN deleted OPERATOR(pg_catalog.<) batch_size;
+    END LOOP;
+END
+$$;
+
+-- Re-encrypts every TOTP secret not sealed with the current key, `batch_size` per
+-- transaction (auth.rotate_secrets does one batch).
+CREATE PROCEDURE auth.rotate_secrets_batched(batch_size integer DEFAULT 1000)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    done bigint;
+BEGIN
+    LOOP
+        done := auth.rotate_secrets(batch_size);
+        COMMIT;
+        EXIT WHEN done OPERATOR(pg_catalog.<) batch_size;
+    END LOOP;
+END
+$$;
+
+-- 3. Closed by default (the same statements as sql/grants.sql) --------------------------------
+
+REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA auth FROM PUBLIC;
+
+-- For everyone:
+GRANT EXECUTE ON FUNCTION
+    -- the stateless OTP functions: they touch no table;
+    auth.totp_generate(text, timestamptz, integer, integer, text),
+    auth.totp_verify(text, text, timestamptz, integer, integer, integer, text),
+    auth.hotp_generate(text, bigint, integer, text),
+    auth.generate_secret(integer),
+    auth.otpauth_uri(text, text, text, integer, integer, text),
+    auth.otpauth_parse(text),
+    auth.qr_text(text, boolean),
+    auth.qr_svg(text),
+    -- the session functions, for row-level-security policies: they read the caller's own
+    -- identity and session (STABLE C functions, not SECURITY DEFINER);
+    auth.uid(),
+    auth.session_id(),
+    auth.aal(),
+    auth.amr(),
+    auth.mfa_verified_within(interval),
+    auth.role_user_id(name),
+    -- self-service: SECURITY DEFINER, acting only on auth.uid()'s own factors and session.
+    auth.enroll_my_totp(text, text),
+    auth.mfa_verify(text, uuid),
+    auth.my_factors(),
+    auth.unenroll_my_factor(uuid)
+TO PUBLIC;
+

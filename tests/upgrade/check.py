@@ -1,0 +1,98 @@
+"""The data side of the upgrade test (tests/upgrade/run.sh), over real connections.
+
+  check.py fill STATE DB       on the old release: factors, challenges, an aal2 session
+  check.py upgraded STATE DB   after ALTER EXTENSION UPDATE: the old data still works
+  check.py restored STATE DB   in a database restored from the old release's dump
+
+TOTP codes come from oathtool (an independent implementation). Prints what it checked; exits
+non-zero (an AssertionError) when something does not hold."""
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import psycopg
+
+
+def connect(db):
+    return psycopg.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"], user="postgres", dbname=db,
+                           autocommit=True)
+
+
+def oathtool(secret, steps_ahead=0):
+    """The code `steps_ahead` time steps from now (the window accepts one step either side),
+    waiting out the end of a step so the code stays valid while it is used."""
+    if 30 - time.time() % 30 < 2:
+        time.sleep(30 - time.time() % 30 + 0.1)
+    now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 30 * steps_ahead))
+    padded = secret + "=" * (-len(secret) % 8)
+    return subprocess.run(["oathtool", "--totp", "-b", f"--now={now} UTC", padded], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def fill(state_path, db):
+    user, phone_user, session = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with connect(db) as c:
+        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'mfa_auth'").fetchone()[0] == "0.1.0"
+        factor, secret, _, _ = c.execute("SELECT * FROM auth.enroll_totp(%s, 'phone app')", (user,)).fetchone()
+        cid = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (factor,)).fetchone()[0]
+        assert c.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)", (cid, oathtool(secret), session)).fetchone()[0]
+        assert c.execute("SELECT auth.session_aal(%s)::text", (session,)).fetchone()[0] == "aal2"
+        sealed = c.execute("SELECT secret FROM auth.mfa_factors WHERE id = %s", (factor,)).fetchone()[0]
+        assert sealed.startswith("mfa1:"), "the old release sealed the secret with the configured key"
+        open_totp = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (factor,)).fetchone()[0]
+        phone = c.execute("SELECT auth.enroll_phone(%s, '+14155552671')", (phone_user,)).fetchone()[0]
+        phone_challenge, phone_code = c.execute(
+            "SELECT challenge_id, code FROM auth.create_challenge(%s, '10.0.0.1')", (phone,)).fetchone()
+        c.execute("SELECT auth.record_amr(%s, 'password')", (session,))
+        counts = c.execute("""SELECT (SELECT count(*) FROM auth.mfa_factors), (SELECT count(*) FROM auth.mfa_challenges),
+                                     (SELECT count(*) FROM auth.mfa_amr_claims), (SELECT count(*) FROM auth.mfa_amr_claim_factors)""").fetchone()
+    state = dict(user=str(user), session=str(session), factor=str(factor), secret=secret, open_totp=str(open_totp),
+                 phone=str(phone), phone_challenge=str(phone_challenge), phone_code=phone_code, counts=list(counts))
+    with open(state_path, "w") as f:
+        json.dump(state, f)
+    print(f"  0.1.0: TOTP factor verified (session aal2), an open TOTP challenge, a phone factor with an open "
+          f"challenge; rows factors/challenges/claims/links = {counts}")
+
+
+def upgraded(state_path, db):
+    s = json.load(open(state_path))
+    with connect(db) as c:
+        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'mfa_auth'").fetchone()[0] == "0.2.0"
+        counts = c.execute("""SELECT (SELECT count(*) FROM auth.mfa_factors), (SELECT count(*) FROM auth.mfa_challenges),
+                                     (SELECT count(*) FROM auth.mfa_amr_claims), (SELECT count(*) FROM auth.mfa_amr_claim_factors)""").fetchone()
+        assert list(counts) == s["counts"], (counts, s["counts"])
+        # The aal2 session stays aal2, for its user.
+        assert c.execute("SELECT auth.session_aal(%s)::text, auth.session_aal(%s, %s)::text",
+                         (s["session"], s["session"], s["user"])).fetchone() == ("aal2", "aal2")
+        methods = [m["method"] for m in c.execute("SELECT auth.session_amr(%s, %s)", (s["session"], s["user"])).fetchone()[0]]
+        assert sorted(methods) == ["password", "totp"], methods
+        # The open phone challenge (a v1 hash) still verifies.
+        assert c.execute("SELECT auth.verify_challenge(%s, %s)", (s["phone_challenge"], s["phone_code"])).fetchone()[0]
+        # The 0.1.0 TOTP factor (sealed secret) verifies on its open challenge with an oathtool code.
+        assert c.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)",
+                         (s["open_totp"], oathtool(s["secret"], 1), str(uuid.uuid4()))).fetchone()[0]
+        # The new API works on the old data.
+        assert c.execute("SELECT refusals >= 0 FROM auth.attempt_tracking()").fetchone()[0]
+    print(f"  upgraded: rows unchanged {tuple(counts)}; session still aal2 {sorted(methods)}; the open phone challenge "
+          f"and the sealed TOTP factor (oathtool code) verify")
+
+
+def restored(state_path, db):
+    s = json.load(open(state_path))
+    with connect(db) as c:
+        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'mfa_auth'").fetchone()[0] == "0.2.0"
+        counts = c.execute("""SELECT (SELECT count(*) FROM auth.mfa_factors), (SELECT count(*) FROM auth.mfa_challenges),
+                                     (SELECT count(*) FROM auth.mfa_amr_claims), (SELECT count(*) FROM auth.mfa_amr_claim_factors)""").fetchone()
+        assert list(counts) == s["counts"], (counts, s["counts"])
+        assert c.execute("SELECT auth.session_aal(%s, %s)::text", (s["session"], s["user"])).fetchone()[0] == "aal2"
+        assert c.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)",
+                         (s["open_totp"], oathtool(s["secret"], 1), str(uuid.uuid4()))).fetchone()[0]
+        assert c.execute("SELECT auth.verify_challenge(%s, %s)", (s["phone_challenge"], s["phone_code"])).fetchone()[0]
+    print(f"  restored from the 0.1.0 dump into 0.2.0: rows {tuple(counts)}; session aal2; factors verify")
+
+
+if __name__ == "__main__":
+    {"fill": fill, "upgraded": upgraded, "restored": restored}[sys.argv[1]](sys.argv[2], sys.argv[3])
