@@ -32,6 +32,29 @@ def oathtool(secret, steps_ahead=0):
                           capture_output=True, text=True).stdout.strip()
 
 
+def rows(c):
+    """Rows of factors, challenges, claims and claim links."""
+    return c.execute("""SELECT (SELECT count(*) FROM auth.mfa_factors), (SELECT count(*) FROM auth.mfa_challenges),
+                               (SELECT count(*) FROM auth.mfa_amr_claims), (SELECT count(*) FROM auth.mfa_amr_claim_factors)""").fetchone()
+
+
+def old_data_works(c, s):
+    """On this release, the old release's rows: unchanged, the session still aal2 for its user,
+    the open phone challenge (a v1 hash) and the sealed TOTP factor (an oathtool code, one step
+    ahead of the one used) verifying. Returns the row counts and the session's methods."""
+    assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'mfa_auth'").fetchone()[0] == "0.2.0"
+    counts = rows(c)
+    assert list(counts) == s["counts"], (counts, s["counts"])
+    assert c.execute("SELECT auth.session_aal(%s)::text, auth.session_aal(%s, %s)::text",
+                     (s["session"], s["session"], s["user"])).fetchone() == ("aal2", "aal2")
+    methods = sorted(m["method"] for m in c.execute("SELECT auth.session_amr(%s, %s)", (s["session"], s["user"])).fetchone()[0])
+    assert methods == ["password", "totp"], methods
+    assert c.execute("SELECT auth.verify_challenge(%s, %s)", (s["phone_challenge"], s["phone_code"])).fetchone()[0]
+    assert c.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)",
+                     (s["open_totp"], oathtool(s["secret"], 1), str(uuid.uuid4()))).fetchone()[0]
+    return counts, methods
+
+
 def fill(state_path, db):
     user, phone_user, session = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     with connect(db) as c:
@@ -47,8 +70,7 @@ def fill(state_path, db):
         phone_challenge, phone_code = c.execute(
             "SELECT challenge_id, code FROM auth.create_challenge(%s, '10.0.0.1')", (phone,)).fetchone()
         c.execute("SELECT auth.record_amr(%s, 'password')", (session,))
-        counts = c.execute("""SELECT (SELECT count(*) FROM auth.mfa_factors), (SELECT count(*) FROM auth.mfa_challenges),
-                                     (SELECT count(*) FROM auth.mfa_amr_claims), (SELECT count(*) FROM auth.mfa_amr_claim_factors)""").fetchone()
+        counts = rows(c)
     state = dict(user=str(user), session=str(session), factor=str(factor), secret=secret, open_totp=str(open_totp),
                  phone=str(phone), phone_challenge=str(phone_challenge), phone_code=phone_code, counts=list(counts))
     with open(state_path, "w") as f:
@@ -60,38 +82,18 @@ def fill(state_path, db):
 def upgraded(state_path, db):
     s = json.load(open(state_path))
     with connect(db) as c:
-        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'mfa_auth'").fetchone()[0] == "0.2.0"
-        counts = c.execute("""SELECT (SELECT count(*) FROM auth.mfa_factors), (SELECT count(*) FROM auth.mfa_challenges),
-                                     (SELECT count(*) FROM auth.mfa_amr_claims), (SELECT count(*) FROM auth.mfa_amr_claim_factors)""").fetchone()
-        assert list(counts) == s["counts"], (counts, s["counts"])
-        # The aal2 session stays aal2, for its user.
-        assert c.execute("SELECT auth.session_aal(%s)::text, auth.session_aal(%s, %s)::text",
-                         (s["session"], s["session"], s["user"])).fetchone() == ("aal2", "aal2")
-        methods = [m["method"] for m in c.execute("SELECT auth.session_amr(%s, %s)", (s["session"], s["user"])).fetchone()[0]]
-        assert sorted(methods) == ["password", "totp"], methods
-        # The open phone challenge (a v1 hash) still verifies.
-        assert c.execute("SELECT auth.verify_challenge(%s, %s)", (s["phone_challenge"], s["phone_code"])).fetchone()[0]
-        # The 0.1.0 TOTP factor (sealed secret) verifies on its open challenge with an oathtool code.
-        assert c.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)",
-                         (s["open_totp"], oathtool(s["secret"], 1), str(uuid.uuid4()))).fetchone()[0]
+        counts, methods = old_data_works(c, s)
         # The new API works on the old data.
         assert c.execute("SELECT refusals >= 0 FROM auth.attempt_tracking()").fetchone()[0]
-    print(f"  upgraded: rows unchanged {tuple(counts)}; session still aal2 {sorted(methods)}; the open phone challenge "
+    print(f"  upgraded: rows unchanged {tuple(counts)}; session still aal2 {methods}; the open phone challenge "
           f"and the sealed TOTP factor (oathtool code) verify")
 
 
 def restored(state_path, db):
     s = json.load(open(state_path))
     with connect(db) as c:
-        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'mfa_auth'").fetchone()[0] == "0.2.0"
-        counts = c.execute("""SELECT (SELECT count(*) FROM auth.mfa_factors), (SELECT count(*) FROM auth.mfa_challenges),
-                                     (SELECT count(*) FROM auth.mfa_amr_claims), (SELECT count(*) FROM auth.mfa_amr_claim_factors)""").fetchone()
-        assert list(counts) == s["counts"], (counts, s["counts"])
-        assert c.execute("SELECT auth.session_aal(%s, %s)::text", (s["session"], s["user"])).fetchone()[0] == "aal2"
-        assert c.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)",
-                         (s["open_totp"], oathtool(s["secret"], 1), str(uuid.uuid4()))).fetchone()[0]
-        assert c.execute("SELECT auth.verify_challenge(%s, %s)", (s["phone_challenge"], s["phone_code"])).fetchone()[0]
-    print(f"  restored from the 0.1.0 dump into 0.2.0: rows {tuple(counts)}; session aal2; factors verify")
+        counts, methods = old_data_works(c, s)
+    print(f"  restored from the 0.1.0 dump into 0.2.0: rows {tuple(counts)}; session aal2 {methods}; factors verify")
 
 
 if __name__ == "__main__":
