@@ -69,7 +69,7 @@ pub(crate) struct Locked {
     pub(crate) challenge_id: pgrx::Uuid,
     pub(crate) factor_id: pgrx::Uuid,
     pub(crate) user_id: pgrx::Uuid,
-    pub(crate) factor_type: String,
+    pub(crate) factor_type: FactorType,
     pub(crate) factor_verified: bool,
     pub(crate) secret: Option<String>,
     pub(crate) totp_algorithm: String,
@@ -94,7 +94,7 @@ impl Locked {
             challenge_id: row.get_by_name("challenge_id").or_raise().expect("c.id"),
             factor_id: row.get_by_name("factor_id").or_raise().expect("f.id"),
             user_id: row.get_by_name("user_id").or_raise().expect("f.user_id"),
-            factor_type: row.get_by_name("factor_type").or_raise().unwrap_or_default(),
+            factor_type: FactorType::parse(&row.get_by_name::<String, _>("factor_type").or_raise().unwrap_or_default()),
             factor_verified: flag("factor_verified"),
             secret: row.get_by_name("secret").or_raise(),
             totp_algorithm: row.get_by_name("totp_algorithm").or_raise().unwrap_or_default(),
@@ -265,10 +265,9 @@ pub fn verify(
     // restarts after a lock that has run out (a live lock was refused above).
     let persisted = if row.lock_ran_out { 0 } else { row.failed_attempts.max(0) as u32 };
     let counted = attempt_limits::record_failure(row.factor_id.as_bytes(), persisted);
-    let factor_type = FactorType::parse(&row.factor_type);
-    let checked = factor_types::check(factor_type, &row, code);
+    let checked = factor_types::check(row.factor_type, &row, code);
     if checked.ok {
-        record_success(client, &row, factor_type, &checked, session_id);
+        record_success(client, &row, &checked, session_id);
     } else {
         record_failure(client, &row, counted, checked.resealed);
     }
@@ -314,19 +313,13 @@ fn refuse(client: &mut SpiClient<'_>, row: &Locked, session_id: Option<pgrx::Uui
     }
 }
 
-fn record_success(
-    client: &mut SpiClient<'_>,
-    row: &Locked,
-    factor_type: FactorType,
-    checked: &Checked,
-    session_id: Option<pgrx::Uuid>,
-) {
+fn record_success(client: &mut SpiClient<'_>, row: &Locked, checked: &Checked, session_id: Option<pgrx::Uuid>) {
     let args: [DatumWithOid; 7] = [
         row.challenge_id.into(),
         row.factor_id.into(),
         checked.step.into(),
         session_id.into(),
-        factor_type.amr_method().into(),
+        row.factor_type.amr_method().into(),
         ids::uuid_v7().into(),
         checked.resealed.clone().into(),
     ];

@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 use crate::challenges::{create, verify, LOOKUP_CHALLENGE};
 use crate::error::{raise, required, MfaError, OrRaise};
 use crate::factors::{enroll_totp_for, require_entitled, unenroll};
-use crate::session::{caller_role, identity};
+use crate::session::{caller_role, identity, to_pg};
 use crate::spi_util::{run, Stmt};
 
 /// The current user and session of a self-service call. In database-session mode a
@@ -21,8 +21,7 @@ fn me(function: &'static str) -> (pgrx::Uuid, Option<pgrx::Uuid>) {
     if !me.gateway && me.session_id.is_none() {
         raise(MfaError::DatabaseSessionsOff(function));
     }
-    let to_pg = |u: uuid::Uuid| pgrx::Uuid::from_bytes(*u.as_bytes());
-    (to_pg(uid), me.session_id.map(to_pg))
+    (to_pg(Some(uid)).expect("Some"), to_pg(me.session_id))
 }
 
 /// The caller's TOTP factors (at most 2 rows: enough to tell "one" from "several"),

@@ -318,7 +318,7 @@ fn last_mfa() -> Option<i64> {
     v
 }
 
-fn to_pg(u: Option<uuid::Uuid>) -> Option<pgrx::Uuid> {
+pub fn to_pg(u: Option<uuid::Uuid>) -> Option<pgrx::Uuid> {
     u.map(|u| pgrx::Uuid::from_bytes(*u.as_bytes()))
 }
 
