@@ -29,7 +29,10 @@ GRANT EXECUTE ON FUNCTION
     auth.enroll_my_totp(text, text),
     auth.mfa_verify(text, uuid),
     auth.my_factors(),
-    auth.unenroll_my_factor(uuid)
+    auth.unenroll_my_factor(uuid),
+    auth.enroll_my_webauthn(text),
+    auth.webauthn_options(uuid),
+    auth.mfa_verify_webauthn(uuid, jsonb)
 TO PUBLIC;
 
 -- Everything else is a service function (any user's factors and sessions: for the

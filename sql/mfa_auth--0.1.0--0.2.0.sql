@@ -17,15 +17,22 @@
 --    their definitions are unchanged.
 -- 2. Resources: auth.cleanup_challenges_batch() and the procedures
 --    auth.cleanup_challenges_batched() / auth.rotate_secrets_batched() that commit per batch.
--- 3. Closed by default: EXECUTE on every routine of auth revoked from PUBLIC and granted back
+-- 3. WebAuthn factors: auth.mfa_factors gains web_authn_credential and web_authn_aaguid (and
+--    a check that a verified WebAuthn factor has its credential); auth.create_challenge gains
+--    the `webauthn` column (options for the browser); new auth.enroll_webauthn,
+--    auth.verify_webauthn and the self-service auth.enroll_my_webauthn,
+--    auth.webauthn_options, auth.mfa_verify_webauthn.
+-- 4. Closed by default: EXECUTE on every routine of auth revoked from PUBLIC and granted back
 --    by name to the stateless, session and self-service functions only (as sql/grants.sql).
+--    Always the last part: it covers every function the parts before it create.
 --
 -- C symbols: the new library keeps every symbol 0.1.0's SQL points at, with 0.1.0's
 -- behaviour where the SQL-visible shape changed, so a database still on 0.1.0's SQL works
--- between installing the new library and running this script. The one such case:
+-- between installing the new library and running this script. Two such cases:
 -- auth.attempt_tracking() returned four columns; 0.1.0's definition keeps calling
 -- `attempt_tracking_wrapper` (four columns, still exported), 0.2.0's calls
--- `attempt_tracking_v2_wrapper` (five).
+-- `attempt_tracking_v2_wrapper` (five). auth.create_challenge() returned three columns:
+-- `create_challenge_wrapper` (three) and `create_challenge_v2_wrapper` (four, with webauthn).
 --
 -- Data: nothing to migrate. 0.1.0's claims earned by verification have their factor link
 -- and stay valid; a `totp` claim written by 0.1.0's record_amr has none and no longer makes
@@ -152,7 +159,75 @@ BEGIN
 END
 $$;
 
--- 3. Closed by default (the same statements as sql/grants.sql) --------------------------------
+-- 3. WebAuthn ---------------------------------------------------------------------------------
+
+ALTER TABLE auth.mfa_factors
+    ADD COLUMN web_authn_credential jsonb,
+    ADD COLUMN web_authn_aaguid uuid,
+    ADD CONSTRAINT mfa_factors_web_authn_credential_check
+        CHECK (factor_type <> 'webauthn' OR status = 'unverified' OR web_authn_credential IS NOT NULL);
+
+DROP FUNCTION auth.create_challenge(uuid, inet);
+CREATE FUNCTION auth."create_challenge"(
+	"factor_id" uuid, /* Option < pgrx :: Uuid > */
+	"ip_address" inet /* Option < pgrx :: Inet > */
+) RETURNS TABLE (
+	"challenge_id" uuid,  /* pgrx :: Uuid */
+	"expires_at" timestamp with time zone,  /* TimestampWithTimeZone */
+	"code" TEXT,  /* Option < String > */
+	"webauthn" jsonb  /* Option < pgrx :: JsonB > */
+)
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'create_challenge_v2_wrapper';
+
+CREATE FUNCTION auth."enroll_webauthn"(
+	"user_id" uuid, /* Option < pgrx :: Uuid > */
+	"friendly_name" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS uuid /* pgrx :: Uuid */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'enroll_webauthn_wrapper';
+
+CREATE FUNCTION auth."verify_webauthn"(
+	"challenge_id" uuid, /* Option < pgrx :: Uuid > */
+	"credential" jsonb, /* Option < CredentialJson > */
+	"ip_address" inet DEFAULT NULL, /* Option < pgrx :: Inet > */
+	"session_id" uuid DEFAULT NULL /* Option < pgrx :: Uuid > */
+) RETURNS bool /* bool */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'verify_webauthn_wrapper';
+
+CREATE FUNCTION auth."enroll_my_webauthn"(
+	"friendly_name" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS uuid /* pgrx :: Uuid */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'enroll_my_webauthn_wrapper';
+
+CREATE FUNCTION auth."webauthn_options"(
+	"factor_id" uuid DEFAULT NULL /* Option < pgrx :: Uuid > */
+) RETURNS jsonb /* pgrx :: JsonB */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'webauthn_options_wrapper';
+
+CREATE FUNCTION auth."mfa_verify_webauthn"(
+	"challenge_id" uuid, /* Option < pgrx :: Uuid > */
+	"credential" jsonb /* Option < CredentialJson > */
+) RETURNS bool /* bool */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'mfa_verify_webauthn_wrapper';
+
+-- 4. Closed by default (the same statements as sql/grants.sql) --------------------------------
 
 REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA auth FROM PUBLIC;
 
@@ -179,6 +254,9 @@ GRANT EXECUTE ON FUNCTION
     auth.enroll_my_totp(text, text),
     auth.mfa_verify(text, uuid),
     auth.my_factors(),
-    auth.unenroll_my_factor(uuid)
+    auth.unenroll_my_factor(uuid),
+    auth.enroll_my_webauthn(text),
+    auth.webauthn_options(uuid),
+    auth.mfa_verify_webauthn(uuid, jsonb)
 TO PUBLIC;
 

@@ -33,13 +33,20 @@ CREATE TABLE auth.mfa_factors (
     -- ... and the failed-attempt counter behind the lockout.
     failed_attempts    integer            NOT NULL DEFAULT 0,
     locked_until       timestamptz,
+    -- WebAuthn (Supabase Auth's names): the registered credential (id, COSE public key, sign
+    -- count, backup flags, ...; see docs/webauthn.md) and its authenticator's AAGUID.
+    web_authn_credential jsonb,
+    web_authn_aaguid   uuid,
     CONSTRAINT mfa_factors_pkey PRIMARY KEY (id),
     CONSTRAINT mfa_factors_totp_algorithm_check CHECK (totp_algorithm IN ('SHA1', 'SHA256', 'SHA512')),
     CONSTRAINT mfa_factors_totp_digits_check CHECK (totp_digits BETWEEN 6 AND 10),
     CONSTRAINT mfa_factors_totp_period_check CHECK (totp_period >= 1),
     CONSTRAINT mfa_factors_failed_attempts_check CHECK (failed_attempts >= 0),
     CONSTRAINT mfa_factors_secret_check CHECK (factor_type <> 'totp' OR secret IS NOT NULL),
-    CONSTRAINT mfa_factors_phone_check CHECK (factor_type <> 'phone' OR phone IS NOT NULL)
+    CONSTRAINT mfa_factors_phone_check CHECK (factor_type <> 'phone' OR phone IS NOT NULL),
+    -- A verified WebAuthn factor has its credential.
+    CONSTRAINT mfa_factors_web_authn_credential_check
+        CHECK (factor_type <> 'webauthn' OR status = 'unverified' OR web_authn_credential IS NOT NULL)
 );
 CREATE INDEX mfa_factors_user_id_idx ON auth.mfa_factors USING btree (user_id);
 -- Supabase Auth: a friendly name is unique per user when it is not blank.

@@ -22,23 +22,28 @@ use crate::spi_util::{run, Stmt};
 const LOCK_FACTOR: Stmt = Stmt {
     sql: "SELECT factor_type::text,
                  locked_until > pg_catalog.clock_timestamp(),
-                 last_challenged_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2)
+                 last_challenged_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2),
+                 user_id, status OPERATOR(pg_catalog.=) 'verified', friendly_name, web_authn_credential::text
             FROM auth.mfa_factors WHERE id = $1 FOR UPDATE",
     args: &[pg_sys::UUIDOID, pg_sys::INT4OID],
 };
 
 /// `$5` is the new challenge's id: a UUIDv7 (time-ordered), so inserts into the primary
 /// key append to its right edge instead of landing on a random leaf of a large index.
+/// `$6` is the WebAuthn session data, completed with its `expires`.
 const INSERT_CHALLENGE: Stmt = Stmt {
-    sql: "WITH c AS (
-              INSERT INTO auth.mfa_challenges (id, factor_id, created_at, ip_address, otp_code)
-              VALUES ($5, $1, pg_catalog.clock_timestamp(), COALESCE($2, pg_catalog.inet_client_addr(), '::1'::inet), $3)
+    sql: "WITH now AS (SELECT pg_catalog.clock_timestamp() AS t), c AS (
+              INSERT INTO auth.mfa_challenges (id, factor_id, created_at, ip_address, otp_code, web_authn_session_data)
+              SELECT $5, $1, now.t, COALESCE($2, pg_catalog.inet_client_addr(), '::1'::inet), $3,
+                     $6::jsonb OPERATOR(pg_catalog.||)
+                       pg_catalog.jsonb_build_object('expires', now.t + pg_catalog.make_interval(secs => $4))
+                FROM now
               RETURNING id, created_at
           ), f AS (
               UPDATE auth.mfa_factors SET last_challenged_at = (SELECT created_at FROM c) WHERE id = $1
           )
           SELECT id, created_at + pg_catalog.make_interval(secs => $4) FROM c",
-    args: &[pg_sys::UUIDOID, pg_sys::INETOID, pg_sys::TEXTOID, pg_sys::INT4OID, pg_sys::UUIDOID],
+    args: &[pg_sys::UUIDOID, pg_sys::INETOID, pg_sys::TEXTOID, pg_sys::INT4OID, pg_sys::UUIDOID, pg_sys::TEXTOID],
 };
 
 /// Everything a verification decides on, with both rows locked. `$2` is the
@@ -56,7 +61,9 @@ macro_rules! verify_lookup {
                     ($3::inet IS NOT NULL AND c.ip_address IS DISTINCT FROM $3::inet) AS ip_mismatch,
                     c.otp_code,
                     f.failed_attempts,
-                    f.locked_until IS NOT NULL AS lock_ran_out
+                    f.locked_until IS NOT NULL AS lock_ran_out,
+                    f.web_authn_credential::text AS web_authn_credential,
+                    c.web_authn_session_data::text AS web_authn_session_data
                FROM auth.mfa_factors f JOIN auth.mfa_challenges c ON c.factor_id = f.id ",
             $where,
             " FOR UPDATE OF f, c"
@@ -85,6 +92,9 @@ pub(crate) struct Locked {
     pub(crate) failed_attempts: i32,
     /// The row holds a lock (which, when `locked` is false, has run out).
     pub(crate) lock_ran_out: bool,
+    pub(crate) web_authn_credential: Option<String>,
+    /// NULL for other factor types, and once a failed WebAuthn attempt has used it up.
+    pub(crate) web_authn_session_data: Option<String>,
 }
 
 impl Locked {
@@ -108,6 +118,8 @@ impl Locked {
             otp_code: row.get_by_name("otp_code").or_raise(),
             failed_attempts: row.get_by_name("failed_attempts").or_raise().unwrap_or(0),
             lock_ran_out: flag("lock_ran_out"),
+            web_authn_credential: row.get_by_name("web_authn_credential").or_raise(),
+            web_authn_session_data: row.get_by_name("web_authn_session_data").or_raise(),
         }
     }
 }
@@ -143,7 +155,9 @@ const SUCCEED: Stmt = Stmt {
               UPDATE auth.mfa_factors
                  SET status = 'verified', last_totp_step = COALESCE($3, last_totp_step),
                      failed_attempts = 0, locked_until = NULL, updated_at = (SELECT verified_at FROM c),
-                     secret = COALESCE($7, secret)
+                     secret = COALESCE($7, secret),
+                     web_authn_credential = COALESCE($8::jsonb, web_authn_credential),
+                     web_authn_aaguid = COALESCE($9, web_authn_aaguid)
                WHERE id = $2
           ), claim AS (
               INSERT INTO auth.mfa_amr_claims AS a (id, session_id, authentication_method, created_at, updated_at)
@@ -163,7 +177,16 @@ const SUCCEED: Stmt = Stmt {
         pg_sys::TEXTOID,
         pg_sys::UUIDOID,
         pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::UUIDOID,
     ],
+};
+
+/// A failed WebAuthn attempt uses its challenge up: the session data goes, so the same
+/// challenge cannot be answered again (a new one must be created).
+const USE_UP_CHALLENGE: Stmt = Stmt {
+    sql: "UPDATE auth.mfa_challenges SET web_authn_session_data = NULL WHERE id = $1",
+    args: &[pg_sys::UUIDOID],
 };
 
 /// Failure: the count decided by attempt_limits (`$2`), the lock when it reached the
@@ -195,13 +218,18 @@ pub const CLEANUP_BATCH: Stmt = Stmt {
 
 const CUTOFF: Stmt = Stmt { sql: "SELECT pg_catalog.clock_timestamp() - $1", args: &[pg_sys::INTERVALOID] };
 
+/// A new challenge: its id, when it expires, the code to send (phone factors) and the
+/// WebAuthn options (WebAuthn factors).
+pub struct Created {
+    pub id: pgrx::Uuid,
+    pub expires: TimestampWithTimeZone,
+    pub code: Option<String>,
+    pub webauthn: Option<String>,
+}
+
 /// Creates a challenge (see create_challenge). `ip_address` NULL: the client's address,
 /// or ::1 for a Unix-socket connection.
-pub fn create(
-    client: &mut SpiClient<'_>,
-    factor_id: pgrx::Uuid,
-    ip_address: Option<pgrx::Inet>,
-) -> (pgrx::Uuid, TimestampWithTimeZone, Option<String>) {
+pub fn create(client: &mut SpiClient<'_>, factor_id: pgrx::Uuid, ip_address: Option<pgrx::Inet>) -> Created {
     let f = run(client, &LOCK_FACTOR, &[factor_id.into(), guc::PHONE_RESEND_INTERVAL.get().into()]);
     if f.is_empty() {
         raise(MfaError::FactorNotFound);
@@ -211,7 +239,16 @@ pub fn create(
     if f.get::<bool>(2).or_raise().unwrap_or(false) || attempt_limits::locked(factor_id.as_bytes()) {
         raise(MfaError::FactorLocked);
     }
-    let Issued { code, stored } = factor_types::issue(factor_type, f.get::<bool>(3).or_raise().unwrap_or(false));
+    let resend_too_soon = f.get::<bool>(3).or_raise().unwrap_or(false);
+    let row = factor_types::webauthn::FactorRow {
+        factor_id,
+        user_id: f.get(4).or_raise().expect("user_id"),
+        verified: f.get::<bool>(5).or_raise().unwrap_or(false),
+        friendly_name: f.get(6).or_raise(),
+        credential: f.get(7).or_raise(),
+    };
+    let Issued { code, stored, session_data, webauthn } =
+        factor_types::issue(client, factor_type, &row, resend_too_soon);
     let c = run(
         client,
         &INSERT_CHALLENGE,
@@ -221,18 +258,45 @@ pub fn create(
             stored.into(),
             guc::CHALLENGE_EXPIRY.get().into(),
             ids::uuid_v7().into(),
+            session_data.into(),
         ],
     );
     let c = c.first();
     let id: pgrx::Uuid = c.get(1).or_raise().expect("RETURNING id");
     let expires: TimestampWithTimeZone = c.get(2).or_raise().expect("RETURNING expires_at");
-    (id, expires, code)
+    Created { id, expires, code, webauthn }
 }
 
 /// Creates a challenge for a factor. For a phone factor it also makes the SMS
-/// code, stores only its salted hash and returns the code (once).
-#[pg_extern(volatile, security_definer)]
+/// code, stores only its salted hash and returns the code (once). For a WebAuthn factor it
+/// returns the options for `navigator.credentials.create()` (an unverified factor) or
+/// `get()` (a verified one) in `webauthn`. Since 0.2.0 (the `webauthn` column); its C
+/// symbol is new, so that 0.1.0's definition keeps its own (below).
+#[pg_extern(volatile, security_definer, name = "create_challenge")]
 #[search_path(pg_catalog, pg_temp)]
+fn create_challenge_v2(
+    factor_id: Option<pgrx::Uuid>,
+    ip_address: Option<pgrx::Inet>,
+) -> TableIterator<
+    'static,
+    (
+        name!(challenge_id, pgrx::Uuid),
+        name!(expires_at, TimestampWithTimeZone),
+        name!(code, Option<String>),
+        name!(webauthn, Option<pgrx::JsonB>),
+    ),
+> {
+    let factor_id = required(factor_id, "factor_id");
+    let ip_address = required(ip_address, "ip_address");
+    let c = Spi::connect_mut(|client| create(client, factor_id, Some(ip_address)));
+    let webauthn = c.webauthn.map(|w| pgrx::JsonB(serde_json::from_str(&w).expect("built as JSON")));
+    TableIterator::once((c.id, c.expires, c.code, webauthn))
+}
+
+/// 0.1.0's auth.create_challenge (three columns), still exported under its C symbol
+/// `create_challenge_wrapper` for a database on 0.1.0's SQL until `ALTER EXTENSION mfa_auth
+/// UPDATE`. Not in 0.2.0's SQL.
+#[pg_extern(sql = false)]
 fn create_challenge(
     factor_id: Option<pgrx::Uuid>,
     ip_address: Option<pgrx::Inet>,
@@ -242,12 +306,20 @@ fn create_challenge(
 > {
     let factor_id = required(factor_id, "factor_id");
     let ip_address = required(ip_address, "ip_address");
-    let row = Spi::connect_mut(|client| create(client, factor_id, Some(ip_address)));
-    TableIterator::once(row)
+    let c = Spi::connect_mut(|client| create(client, factor_id, Some(ip_address)));
+    TableIterator::once((c.id, c.expires, c.code))
+}
+
+/// Which verification function was called: one taking a code, or verify_webauthn.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Code,
+    Webauthn,
 }
 
 /// Shared by verify_challenge, verify_factor and mfa_verify: `lookup` finds and locks the
 /// rows, `missing` is raised when it finds none. Load, refuse, count, decide, record.
+#[allow(clippy::too_many_arguments)]
 pub fn verify(
     client: &mut SpiClient<'_>,
     lookup: &Stmt,
@@ -256,20 +328,32 @@ pub fn verify(
     code: &str,
     ip_address: Option<pgrx::Inet>,
     session_id: Option<pgrx::Uuid>,
+    via: Via,
+    owner: Option<pgrx::Uuid>,
 ) -> bool {
     let row = load(client, lookup, missing, key, ip_address);
-    refuse(client, &row, session_id);
+    // Self-service: another user's challenge is answered like one that does not exist.
+    if owner.is_some_and(|o| o != row.user_id) {
+        raise(MfaError::ChallengeNotFound);
+    }
+    refuse(client, &row, session_id, via);
+    // The response's structure is checked before anything is counted: malformed input is
+    // an error (22023), not an attempt.
+    let response = factor_types::parse(&row, code);
     // Counted before the code is evaluated and cleared on success: from here on neither a
     // ROLLBACK nor an error can take this attempt back (and with no room in the shared
     // table the attempt is refused, 53400, before any code is evaluated). The row's count
     // restarts after a lock that has run out (a live lock was refused above).
     let persisted = if row.lock_ran_out { 0 } else { row.failed_attempts.max(0) as u32 };
     let counted = attempt_limits::record_failure(row.factor_id.as_bytes(), persisted);
-    let checked = factor_types::check(row.factor_type, &row, code);
+    let checked = factor_types::check(&row, &response);
     if checked.ok {
         record_success(client, &row, &checked, session_id);
     } else {
         record_failure(client, &row, counted, checked.resealed);
+        if row.factor_type == FactorType::Webauthn {
+            run(client, &USE_UP_CHALLENGE, &[row.challenge_id.into()]);
+        }
     }
     checked.ok
 }
@@ -292,7 +376,10 @@ fn load(
 /// Raises when the attempt may not be evaluated at all. Order matters: a locked factor
 /// refuses everything (its row's lock, or the shared-memory one a rolled-back failure left);
 /// then the challenge's own state; then the entitlement rule.
-fn refuse(client: &mut SpiClient<'_>, row: &Locked, session_id: Option<pgrx::Uuid>) {
+fn refuse(client: &mut SpiClient<'_>, row: &Locked, session_id: Option<pgrx::Uuid>, via: Via) {
+    if (row.factor_type == FactorType::Webauthn) != (via == Via::Webauthn) {
+        raise(MfaError::WrongVerifier(row.factor_type.sql_name()));
+    }
     if row.locked || attempt_limits::locked(row.factor_id.as_bytes()) {
         raise(MfaError::FactorLocked);
     }
@@ -314,7 +401,7 @@ fn refuse(client: &mut SpiClient<'_>, row: &Locked, session_id: Option<pgrx::Uui
 }
 
 fn record_success(client: &mut SpiClient<'_>, row: &Locked, checked: &Checked, session_id: Option<pgrx::Uuid>) {
-    let args: [DatumWithOid; 7] = [
+    let args: [DatumWithOid; 9] = [
         row.challenge_id.into(),
         row.factor_id.into(),
         checked.step.into(),
@@ -322,6 +409,8 @@ fn record_success(client: &mut SpiClient<'_>, row: &Locked, checked: &Checked, s
         row.factor_type.amr_method().into(),
         ids::uuid_v7().into(),
         checked.resealed.clone().into(),
+        checked.credential.clone().into(),
+        checked.aaguid.into(),
     ];
     run(client, &SUCCEED, &args);
     attempt_limits::clear(row.factor_id.as_bytes());
@@ -352,7 +441,17 @@ fn verify_challenge(
     let challenge_id = required(challenge_id, "challenge_id");
     let code = required(code, "code");
     Spi::connect_mut(|client| {
-        verify(client, &LOOKUP_CHALLENGE, MfaError::ChallengeNotFound, challenge_id, code, ip_address, session_id)
+        verify(
+            client,
+            &LOOKUP_CHALLENGE,
+            MfaError::ChallengeNotFound,
+            challenge_id,
+            code,
+            ip_address,
+            session_id,
+            Via::Code,
+            None,
+        )
     })
 }
 
@@ -368,7 +467,17 @@ fn verify_factor(
     let factor_id = required(factor_id, "factor_id");
     let code = required(code, "code");
     Spi::connect_mut(|client| {
-        verify(client, &LOOKUP_FACTOR, MfaError::NoOpenChallenge, factor_id, code, ip_address, session_id)
+        verify(
+            client,
+            &LOOKUP_FACTOR,
+            MfaError::NoOpenChallenge,
+            factor_id,
+            code,
+            ip_address,
+            session_id,
+            Via::Code,
+            None,
+        )
     })
 }
 

@@ -44,6 +44,8 @@ pub enum MfaError {
     NoAuthenticatedUser,
     /// P0002: the current user has no TOTP factor (or not the one given).
     NoFactor,
+    /// P0002: the current user has no WebAuthn factor (or not the one given).
+    NoWebauthnFactor,
     /// 21000: the current user has several TOTP factors and none was named.
     SeveralFactors,
     /// 25001: the self-service verification was called inside a transaction block or
@@ -70,8 +72,24 @@ pub enum MfaError {
     DatabaseSessionsOff(&'static str),
     /// 22023: record_amr of an MFA method (those are recorded by verification only).
     MfaMethodNotRecordable(String),
+    /// 22023: a WebAuthn credential that is not one (field and why).
+    Webauthn(crate::webauthn::WebauthnError),
+    /// 55000: a WebAuthn setting is missing or wrong (which one, and why).
+    WebauthnSetting { setting: &'static str, reason: String },
+    /// 55000: the WebAuthn challenge was used up by a failed attempt (or was a registration
+    /// challenge of a factor registered since).
+    WebauthnChallengeUsed,
+    /// 42809: a code given for a WebAuthn challenge, or a WebAuthn credential for a
+    /// challenge of another factor type (that type).
+    WrongVerifier(&'static str),
     /// XX000: reading a row this extension's own statement returned failed (a bug).
     Internal(String),
+}
+
+impl From<crate::webauthn::WebauthnError> for MfaError {
+    fn from(e: crate::webauthn::WebauthnError) -> Self {
+        MfaError::Webauthn(e)
+    }
 }
 
 impl From<pgrx::spi::SpiError> for MfaError {
@@ -131,12 +149,17 @@ impl MfaError {
             MfaError::Aal2Required(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             MfaError::DatabaseSessionsOff(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             MfaError::MfaMethodNotRecordable(_) => ERRCODE_INVALID_PARAMETER_VALUE,
+            MfaError::Webauthn(_) => ERRCODE_INVALID_PARAMETER_VALUE,
+            MfaError::WebauthnSetting { .. } | MfaError::WebauthnChallengeUsed => {
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            MfaError::WrongVerifier(_) => ERRCODE_WRONG_OBJECT_TYPE,
             MfaError::ResendTooSoon(_) => ERRCODE_OBJECT_IN_USE,
             MfaError::DuplicateFactor(_) => ERRCODE_UNIQUE_VIOLATION,
             MfaError::UnsupportedFactor(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             MfaError::Internal(_) => ERRCODE_INTERNAL_ERROR,
             MfaError::NoAuthenticatedUser => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-            MfaError::NoFactor => ERRCODE_NO_DATA_FOUND,
+            MfaError::NoFactor | MfaError::NoWebauthnFactor => ERRCODE_NO_DATA_FOUND,
             MfaError::SeveralFactors => ERRCODE_CARDINALITY_VIOLATION,
             MfaError::AttemptsNotDurable(_) => ERRCODE_ACTIVE_SQL_TRANSACTION,
             MfaError::KeyringInvalid { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
@@ -168,7 +191,8 @@ impl MfaError {
             MfaError::Internal(e) => format!("mfa_auth internal error: {e}"),
             MfaError::NoAuthenticatedUser => "no authenticated user for this session".into(),
             MfaError::NoFactor => "no TOTP factor enrolled for the current user".into(),
-            MfaError::SeveralFactors => "the current user has several TOTP factors: pass factor_id".into(),
+            MfaError::NoWebauthnFactor => "no WebAuthn factor enrolled for the current user".into(),
+            MfaError::SeveralFactors => "the current user has several factors of this type: pass factor_id".into(),
             MfaError::AttemptsNotDurable(f) => {
                 format!("{f} cannot run inside a transaction block or subtransaction when mfa_auth is not preloaded")
             }
@@ -195,6 +219,15 @@ impl MfaError {
             MfaError::DatabaseSessionsOff(f) => {
                 format!("{f} needs a database session, and database-session MFA is off (mfa_auth.database_sessions)")
             }
+            MfaError::Webauthn(e) => e.to_string(),
+            MfaError::WebauthnSetting { setting, reason } => {
+                format!("WebAuthn is not configured: {setting} {reason}")
+            }
+            MfaError::WebauthnChallengeUsed => "this WebAuthn challenge can no longer be answered".into(),
+            MfaError::WrongVerifier(t) => match *t {
+                "webauthn" => "this challenge is for a WebAuthn factor: verify it with auth.verify_webauthn".into(),
+                t => format!("this challenge is for a {t} factor: verify it with auth.verify_challenge"),
+            },
             MfaError::MfaMethodNotRecordable(m) => format!(
                 "invalid authentication_method: \"{m}\" is an MFA method, recorded only by a successful verification"
             ),
@@ -209,13 +242,20 @@ impl MfaError {
             MfaError::Otp(OtpError::QrTooLong) => Some(
                 "A QR code holds at most 2331 bytes, 3391 alphanumeric characters or 5596 digits at this error-correction level.",
             ),
-            MfaError::ChallengeExpired | MfaError::ChallengeAlreadyVerified | MfaError::NoOpenChallenge => {
+            MfaError::WebauthnSetting { .. } => Some(
+                "A superuser sets mfa_auth.webauthn_rp_id (e.g. example.com) and mfa_auth.webauthn_origins (e.g. https://app.example.com), in postgresql.conf or with ALTER DATABASE ... SET.",
+            ),
+            MfaError::ChallengeExpired
+            | MfaError::ChallengeAlreadyVerified
+            | MfaError::NoOpenChallenge
+            | MfaError::WebauthnChallengeUsed => {
                 Some("Create a new challenge with auth.create_challenge().")
             }
             MfaError::FactorLocked => {
                 Some("Wait for mfa_auth.lockout_duration, then try again (an administrator can lift it with auth.unlock_factor()).")
             }
             MfaError::NoFactor => Some("Enroll one with auth.enroll_my_totp()."),
+            MfaError::NoWebauthnFactor => Some("Enroll one with auth.enroll_my_webauthn()."),
             MfaError::NoAuthenticatedUser => Some("In gateway mode request.jwt.claims must carry a UUID \"sub\"."),
             MfaError::AttemptsNotDurable(_) => Some(
                 "A ROLLBACK would undo the failed-attempt count. Call it on its own (autocommit), or add mfa_auth to shared_preload_libraries and restart the server.",

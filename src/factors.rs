@@ -91,7 +91,7 @@ const UNENROLL: Stmt = Stmt {
 
 /// Bounds a friendly name before anything is built from it (it may become the otpauth
 /// account name, and is stored and indexed).
-fn check_friendly_name(friendly_name: Option<&str>) {
+pub fn check_friendly_name(friendly_name: Option<&str>) {
     if let Some(name) = friendly_name {
         crate::otp::check_len("friendly_name", name, crate::otp::limits::FRIENDLY_NAME).or_raise();
     }
@@ -102,7 +102,7 @@ fn non_blank(s: Option<&str>) -> Option<&str> {
 }
 
 /// Checks the per-user limits under a per-user lock, then inserts the factor.
-fn insert_factor(
+pub fn insert_factor(
     id: pgrx::Uuid,
     user_id: pgrx::Uuid,
     friendly_name: Option<&str>,

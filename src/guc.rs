@@ -24,6 +24,11 @@ pub static ENCRYPTION_KEYS_FILE: GucSetting<Option<CString>> = GucSetting::<Opti
 pub static ENCRYPTION_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// PostgREST's `request.jwt.claims`, defined here (when no one else defines it) only so
 /// that its changes reach [`identity_changed`]; it stays settable by everyone, as before.
+pub static WEBAUTHN_RP_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static WEBAUTHN_RP_NAME: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static WEBAUTHN_ORIGINS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static WEBAUTHN_USER_VERIFICATION: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"preferred"));
 pub static JWT_CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Assign hooks of the identity settings: cannot fail, allocate or raise.
@@ -90,6 +95,38 @@ pub fn init() {
         &TOTP_WINDOW,
         0,
         10,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"mfa_auth.webauthn_rp_id",
+        c"WebAuthn relying party id: the domain credentials are scoped to (e.g. example.com).",
+        c"Every origin in mfa_auth.webauthn_origins must be this domain or a subdomain of it.",
+        &WEBAUTHN_RP_ID,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"mfa_auth.webauthn_rp_name",
+        c"WebAuthn relying party name shown by browsers and authenticators (default: the rp id).",
+        c"",
+        &WEBAUTHN_RP_NAME,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"mfa_auth.webauthn_origins",
+        c"Comma-separated exact origins WebAuthn responses may come from (e.g. https://app.example.com).",
+        c"https origins, or http://localhost[:port] for development.",
+        &WEBAUTHN_ORIGINS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"mfa_auth.webauthn_user_verification",
+        c"WebAuthn user verification: required, preferred (default) or discouraged.",
+        c"With required, a response without the UV flag is refused.",
+        &WEBAUTHN_USER_VERIFICATION,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -25,6 +25,8 @@ mod self_service;
 mod session;
 mod spi_util;
 mod sql_types;
+pub mod webauthn;
+mod webauthn_sql;
 
 // Schema objects first: types, tables, indexes (readable SQL in sql/).
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);

@@ -6,7 +6,7 @@
 
 use pgrx::prelude::*;
 
-use crate::challenges::{create, verify, LOOKUP_CHALLENGE};
+use crate::challenges::{create, verify, Via, LOOKUP_CHALLENGE};
 use crate::error::{raise, required, MfaError, OrRaise};
 use crate::factors::{enroll_totp_for, require_entitled, unenroll};
 use crate::session::{caller_role, identity, to_pg};
@@ -15,7 +15,7 @@ use crate::spi_util::{run, Stmt};
 /// The current user and session of a self-service call. In database-session mode a
 /// session exists only with mfa_auth.database_sessions on: without it, `function` refuses
 /// with 55000 rather than acting for a session that is not there (never a silent aal1).
-fn me(function: &'static str) -> (pgrx::Uuid, Option<pgrx::Uuid>) {
+pub fn me(function: &'static str) -> (pgrx::Uuid, Option<pgrx::Uuid>) {
     let me = identity();
     let Some(uid) = me.uid else { raise(MfaError::NoAuthenticatedUser) };
     if !me.gateway && me.session_id.is_none() {
@@ -68,8 +68,8 @@ fn mfa_verify(code: Option<&str>, factor_id: default!(Option<pgrx::Uuid>, "NULL"
             1 => found.first().get(1).or_raise().expect("id"),
             _ => raise(MfaError::SeveralFactors),
         };
-        let (challenge, _, _) = create(client, factor, None);
-        verify(client, &LOOKUP_CHALLENGE, MfaError::ChallengeNotFound, challenge, code, None, session)
+        let challenge = create(client, factor, None).id;
+        verify(client, &LOOKUP_CHALLENGE, MfaError::ChallengeNotFound, challenge, code, None, session, Via::Code, None)
     })
 }
 

@@ -5,6 +5,9 @@
 
 pub mod phone;
 pub mod totp;
+pub mod webauthn;
+
+use pgrx::spi::SpiClient;
 
 use crate::challenges::Locked;
 use crate::error::{raise, MfaError};
@@ -48,44 +51,71 @@ impl FactorType {
     }
 }
 
-/// What issuing a challenge produced: the code to hand to the caller (to send), and what the
-/// challenge row stores in `otp_code`.
+/// What issuing a challenge produced: the code to hand to the caller (to send), what the
+/// challenge row stores in `otp_code` and `web_authn_session_data`, and the WebAuthn
+/// options to hand to the browser.
 #[derive(Default)]
 pub struct Issued {
     pub code: Option<String>,
     pub stored: Option<String>,
+    pub session_data: Option<String>,
+    pub webauthn: Option<String>,
 }
 
 /// The outcome of checking a response.
+#[derive(Default)]
 pub struct Checked {
     pub ok: bool,
     /// The TOTP time step the code matched (recorded so it is never accepted again).
     pub step: Option<i64>,
     /// The factor's secret re-sealed with the current key, when it should be stored again.
     pub resealed: Option<String>,
+    /// WebAuthn: the credential to store (registered, or with its new sign count).
+    pub credential: Option<String>,
+    /// WebAuthn registration: the authenticator's AAGUID.
+    pub aaguid: Option<pgrx::Uuid>,
 }
 
 impl Checked {
     pub fn wrong() -> Checked {
-        Checked { ok: false, step: None, resealed: None }
+        Checked::default()
     }
 }
 
-/// Issues a challenge of a factor of type `t`; `resend_too_soon` says whether the factor's
+/// Issues a challenge of factor `f` of type `t`; `resend_too_soon` says whether the factor's
 /// last challenge is younger than mfa_auth.phone_resend_interval.
-pub fn issue(t: FactorType, resend_too_soon: bool) -> Issued {
+pub fn issue(client: &mut SpiClient<'_>, t: FactorType, f: &webauthn::FactorRow, resend_too_soon: bool) -> Issued {
     match t {
         FactorType::Totp => Issued::default(),
         FactorType::Phone => phone::issue(resend_too_soon),
-        FactorType::Webauthn => raise(MfaError::UnsupportedFactor(t.sql_name().to_owned())),
+        FactorType::Webauthn => {
+            let (session_data, options) = webauthn::issue(client, f);
+            Issued { session_data: Some(session_data), webauthn: Some(options), ..Issued::default() }
+        }
+    }
+}
+
+/// A response to check: a code, or a parsed WebAuthn credential.
+pub enum Response<'a> {
+    Code(&'a str),
+    Webauthn(Box<webauthn::Parsed>),
+}
+
+/// Parses `input` for the row's factor type: raises on malformed input (before anything
+/// is counted). A code is taken as it is (a wrong code is a wrong code, not an error).
+pub fn parse<'a>(row: &Locked, input: &'a str) -> Response<'a> {
+    match row.factor_type {
+        FactorType::Totp | FactorType::Phone => Response::Code(input),
+        FactorType::Webauthn => Response::Webauthn(Box::new(webauthn::parse(row, input))),
     }
 }
 
 /// Checks `response` against the locked verification row.
-pub fn check(t: FactorType, row: &Locked, response: &str) -> Checked {
-    match t {
-        FactorType::Totp => totp::check(row, response),
-        FactorType::Phone => phone::check(row, response),
-        FactorType::Webauthn => raise(MfaError::UnsupportedFactor(t.sql_name().to_owned())),
+pub fn check(row: &Locked, response: &Response<'_>) -> Checked {
+    match (row.factor_type, response) {
+        (FactorType::Totp, Response::Code(code)) => totp::check(row, code),
+        (FactorType::Phone, Response::Code(code)) => phone::check(row, code),
+        (FactorType::Webauthn, Response::Webauthn(parsed)) => webauthn::check(parsed),
+        _ => raise(MfaError::Internal("response parsed for another factor type".into())),
     }
 }

@@ -19,7 +19,7 @@ pub fn issue(resend_too_soon: bool) -> Issued {
     let code = secret::random_digits(CODE_DIGITS).or_raise();
     let key = secrets::phone_code_key();
     let stored = hash_code(&code, key.as_ref().map(|(id, k)| (id.as_str(), k))).or_raise();
-    Issued { code: Some(code), stored: Some(stored) }
+    Issued { code: Some(code), stored: Some(stored), ..Issued::default() }
 }
 
 pub fn check(row: &Locked, code: &str) -> Checked {
@@ -31,5 +31,5 @@ pub fn check(row: &Locked, code: &str) -> Checked {
         }
         _ => false,
     };
-    Checked { ok, step: None, resealed: None }
+    Checked { ok, ..Checked::wrong() }
 }

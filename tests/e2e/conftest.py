@@ -81,6 +81,8 @@ SERVICE_FUNCTIONS = [
     "auth.session_amr(uuid, uuid)",
     "auth.session_aal(uuid)",
     "auth.session_aal(uuid, uuid)",
+    "auth.enroll_webauthn(uuid, text)",
+    "auth.verify_webauthn(uuid, jsonb, inet, uuid)",
 ]
 
 

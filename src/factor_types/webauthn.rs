@@ -1,0 +1,206 @@
+//! WebAuthn factors (security keys, passkeys). A challenge of an unverified factor is a
+//! registration (`navigator.credentials.create()` options); of a verified one, an
+//! authentication (`get()` options, this factor's credential only). What verification needs
+//! is kept in the challenge's `web_authn_session_data`; the registered credential in the
+//! factor's `web_authn_credential`. The checks themselves are the pure core's
+//! ([`crate::webauthn`]); this module maps settings, rows and errors.
+
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+use super::Checked;
+use crate::challenges::Locked;
+use crate::error::{raise, MfaError, OrRaise};
+use crate::guc;
+use crate::otp::secret::random_bytes;
+use crate::spi_util::{run, Stmt};
+use crate::webauthn::ceremony::{
+    self, Assertion, Ceremony, Registration, RelyingParty, SessionData, StoredCredential, UserVerification,
+};
+use crate::webauthn::{b64url, cose::PublicKey};
+
+/// Bytes of a challenge (W3C L3 asks for at least 16).
+pub const CHALLENGE_BYTES: usize = 32;
+
+/// The relying party as configured; raises 55000 naming the setting that is missing or wrong.
+pub struct Config {
+    pub rp_id: String,
+    pub rp_name: String,
+    pub origins: Vec<String>,
+    pub uv: UserVerification,
+}
+
+fn setting(s: &pgrx::GucSetting<Option<std::ffi::CString>>) -> Option<String> {
+    s.get().map(|c| c.to_string_lossy().trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn bad(setting: &'static str, reason: impl Into<String>) -> ! {
+    raise(MfaError::WebauthnSetting { setting, reason: reason.into() })
+}
+
+/// Whether `host` is `rp_id` or a subdomain of it (W3C L3 §5.1.3: the RP ID must be a
+/// registrable suffix of the origin's effective domain).
+fn within(host: &str, rp_id: &str) -> bool {
+    host == rp_id || host.strip_suffix(rp_id).is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// Checks one allowed origin: `https://host[:port]`, or `http://localhost[:port]`, exact
+/// (no path, no trailing slash), with host within the rp id.
+fn check_origin(origin: &str, rp_id: &str) {
+    const S: &str = "mfa_auth.webauthn_origins";
+    let (scheme, rest) = origin.split_once("://").unwrap_or_else(|| bad(S, format!("{origin:?} is not an origin")));
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        bad(S, format!("{origin:?} is not an origin (scheme://host[:port], nothing after)"));
+    }
+    let host = match rest.rsplit_once(':') {
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        Some(_) => bad(S, format!("{origin:?} has a bad port")),
+        None => rest,
+    };
+    match scheme {
+        "https" => {}
+        "http" if host == "localhost" => {}
+        _ => bad(S, format!("{origin:?}: only https origins (and http://localhost for development) are allowed")),
+    }
+    if !within(host, rp_id) {
+        bad(S, format!("{origin:?} is not within mfa_auth.webauthn_rp_id {rp_id:?}"));
+    }
+}
+
+pub fn config() -> Config {
+    let Some(rp_id) = setting(&guc::WEBAUTHN_RP_ID) else { bad("mfa_auth.webauthn_rp_id", "is not set") };
+    if rp_id.contains(['/', ':', ' ']) || rp_id.starts_with('.') || rp_id.ends_with('.') {
+        bad("mfa_auth.webauthn_rp_id", format!("{rp_id:?} is not a domain (e.g. example.com, or localhost)"));
+    }
+    let Some(origins) = setting(&guc::WEBAUTHN_ORIGINS) else { bad("mfa_auth.webauthn_origins", "is not set") };
+    let origins: Vec<String> = origins.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
+    for o in &origins {
+        check_origin(o, &rp_id);
+    }
+    let uv = setting(&guc::WEBAUTHN_USER_VERIFICATION).unwrap_or_else(|| "preferred".into());
+    let uv = UserVerification::parse(&uv).unwrap_or_else(|| {
+        bad("mfa_auth.webauthn_user_verification", format!("{uv:?}: use required, preferred or discouraged"))
+    });
+    let rp_name = setting(&guc::WEBAUTHN_RP_NAME).unwrap_or_else(|| rp_id.clone());
+    Config { rp_id, rp_name, origins, uv }
+}
+
+/// The user's other registered credentials (excluded from a new registration).
+const OTHER_CREDENTIALS: Stmt = Stmt {
+    sql: "SELECT web_authn_credential::text FROM auth.mfa_factors
+           WHERE user_id = $1 AND factor_type = 'webauthn' AND id <> $2 AND web_authn_credential IS NOT NULL",
+    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID],
+};
+
+/// A stored credential; a row this extension wrote that does not parse is a bug (XX000).
+pub fn stored(text: &str) -> StoredCredential {
+    serde_json::from_str(text).unwrap_or_else(|e| raise(MfaError::Internal(format!("stored WebAuthn credential: {e}"))))
+}
+
+/// The factor a challenge is issued for.
+pub struct FactorRow {
+    pub factor_id: pgrx::Uuid,
+    pub user_id: pgrx::Uuid,
+    pub verified: bool,
+    pub friendly_name: Option<String>,
+    pub credential: Option<String>,
+}
+
+/// A new challenge: (session data to store, options to return), both JSON text.
+pub fn issue(client: &mut SpiClient<'_>, f: &FactorRow) -> (String, String) {
+    let cfg = config();
+    let mut challenge = [0u8; CHALLENGE_BYTES];
+    random_bytes(&mut challenge).or_raise();
+    let user_handle = *f.user_id.as_bytes();
+    let timeout_ms = u64::try_from(guc::CHALLENGE_EXPIRY.get()).unwrap_or(300) * 1000;
+    let (ceremony, allowed, options) = if f.verified {
+        let Some(cred) = f.credential.as_deref() else {
+            raise(MfaError::Internal("a verified WebAuthn factor without a credential".into()))
+        };
+        let cred = stored(cred);
+        let options = ceremony::request_options(&cfg.rp_id, &challenge, &cred, cfg.uv, timeout_ms);
+        (
+            Ceremony::Request,
+            vec![cred.id],
+            serde_json::json!({"type": "request", "credential_options": {"publicKey": options}}),
+        )
+    } else {
+        let others = run(client, &OTHER_CREDENTIALS, &[f.user_id.into(), f.factor_id.into()]);
+        let exclude: Vec<StoredCredential> =
+            others.map(|r| stored(&r.get::<String>(1).or_raise().unwrap_or_default())).collect();
+        let rp = RelyingParty { id: &cfg.rp_id, name: &cfg.rp_name, origins: &cfg.origins };
+        let user = f.user_id.to_string();
+        let display = f.friendly_name.as_deref().filter(|n| !n.trim().is_empty()).unwrap_or(&user);
+        let options =
+            ceremony::creation_options(&rp, &challenge, &user_handle, &user, display, &exclude, cfg.uv, timeout_ms);
+        (Ceremony::Create, vec![], serde_json::json!({"type": "create", "credential_options": {"publicKey": options}}))
+    };
+    let session = SessionData {
+        challenge: b64url(&challenge),
+        rp_id: cfg.rp_id,
+        user_id: b64url(&user_handle),
+        allowed_credentials: allowed,
+        user_verification: cfg.uv.as_str().to_owned(),
+        // Set by the INSERT from the challenge's own created_at.
+        expires: String::new(),
+        ceremony,
+    };
+    (serde_json::to_string(&session).expect("serializable"), options.to_string())
+}
+
+/// A WebAuthn response, parsed (its structure is checked before the attempt is counted).
+pub enum Parsed {
+    Registration(SessionData, Box<Registration>),
+    Assertion(SessionData, Box<(Assertion, StoredCredential, PublicKey)>),
+}
+
+/// Parses `credential` (the browser's JSON) for the challenge in `row`. Malformed input
+/// raises 22023 naming the field; a challenge whose session data was consumed by a failed
+/// attempt raises 55000.
+pub fn parse(row: &Locked, credential: &str) -> Parsed {
+    let Some(session) = row.web_authn_session_data.as_deref() else { raise(MfaError::WebauthnChallengeUsed) };
+    let session: SessionData = serde_json::from_str(session)
+        .unwrap_or_else(|e| raise(MfaError::Internal(format!("stored WebAuthn session data: {e}"))));
+    let json: serde_json::Value = serde_json::from_str(credential)
+        .unwrap_or_else(|e| raise(MfaError::invalid("credential", format!("not JSON ({e})"))));
+    match session.ceremony {
+        Ceremony::Create => {
+            if row.factor_verified {
+                raise(MfaError::WebauthnChallengeUsed);
+            }
+            let reg = ceremony::parse_registration(&json).or_raise();
+            Parsed::Registration(session, Box::new(reg))
+        }
+        Ceremony::Request => {
+            let Some(cred) = row.web_authn_credential.as_deref() else {
+                raise(MfaError::Internal("a WebAuthn authentication challenge of a factor without a credential".into()))
+            };
+            let cred = stored(cred);
+            let key = cred.key().unwrap_or_else(|e| raise(MfaError::Internal(format!("stored WebAuthn key: {e}"))));
+            let a = ceremony::parse_assertion(&json).or_raise();
+            Parsed::Assertion(session, Box::new((a, cred, key)))
+        }
+    }
+}
+
+/// The checks. A rejection is `false` (counted by the caller) and is logged at DEBUG1 with
+/// its reason (`SET client_min_messages = debug1` shows it).
+pub fn check(parsed: &Parsed) -> Checked {
+    let origins = config().origins;
+    let outcome = match parsed {
+        Parsed::Registration(session, reg) => ceremony::verify_registration(reg, session, &origins),
+        Parsed::Assertion(session, a) => ceremony::verify_assertion(&a.0, session, &a.1, &a.2, &origins),
+    };
+    match outcome {
+        Ok(cred) => Checked {
+            ok: true,
+            aaguid: uuid::Uuid::parse_str(&cred.aaguid).ok().map(|u| pgrx::Uuid::from_bytes(*u.as_bytes())),
+            credential: Some(serde_json::to_string(&cred).expect("serializable")),
+            ..Checked::wrong()
+        },
+        Err(why) => {
+            pgrx::debug1!("mfa_auth: WebAuthn response rejected: {why}");
+            Checked::wrong()
+        }
+    }
+}
