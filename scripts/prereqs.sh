@@ -10,7 +10,7 @@ ensure_cargo_path
 
 # --- Debian packages -----------------------------------------------------------
 apt_pkgs=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR sudo pkg-config libssl-dev
-          build-essential oathtool python3-venv pgbouncer)
+          build-essential oathtool python3-venv pgbouncer chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -64,8 +64,11 @@ fi
 # --- Python test helpers (a venv inside the checkout, ignored by git) ----------
 root=$(cd "$here/.." && pwd)
 venv="$root/.venv"
-if ! "$venv/bin/python" -c 'import psycopg, pyotp, pytest' 2>/dev/null; then
-  log "python: installing psycopg, pyotp and pytest into .venv"
+# Playwright drives Debian's Chromium (its own browser download is never used); webauthn is
+# py_webauthn, the independent WebAuthn verifier the browser tests compare with.
+if ! "$venv/bin/python" -c 'import psycopg, pyotp, pytest, playwright, webauthn' 2>/dev/null; then
+  log "python: installing psycopg, pyotp, pytest, playwright and webauthn into .venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check 'psycopg[binary]>=3.1,<4' 'pyotp>=2.9,<3' 'pytest>=8,<9'
+  "$venv/bin/pip" install -q --disable-pip-version-check 'psycopg[binary]>=3.1,<4' 'pyotp>=2.9,<3' 'pytest>=8,<9' \
+    'playwright>=1.40,<2' 'webauthn>=2.1,<3'
 fi
