@@ -19,14 +19,52 @@ use crate::ids;
 use crate::otp::attempts::Counted;
 use crate::spi_util::{run, Stmt};
 
-const LOCK_FACTOR: Stmt = Stmt {
-    sql: "SELECT factor_type::text,
-                 locked_until > pg_catalog.clock_timestamp(),
-                 last_challenged_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2),
-                 user_id, status OPERATOR(pg_catalog.=) 'verified', friendly_name, web_authn_credential::text
-            FROM auth.mfa_factors WHERE id = $1 FOR UPDATE",
-    args: &[pg_sys::UUIDOID, pg_sys::INT4OID],
-};
+macro_rules! lock_factor {
+    ($credential:literal) => {
+        Stmt {
+            sql: concat!(
+                "SELECT factor_type::text,
+                        locked_until > pg_catalog.clock_timestamp(),
+                        last_challenged_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2),
+                        user_id, status OPERATOR(pg_catalog.=) 'verified', friendly_name, ",
+                $credential,
+                " FROM auth.mfa_factors WHERE id = $1 FOR UPDATE"
+            ),
+            args: &[pg_sys::UUIDOID, pg_sys::INT4OID],
+        }
+    };
+}
+const LOCK_FACTOR: Stmt = lock_factor!("web_authn_credential::text");
+const LOCK_FACTOR_0_1: Stmt = lock_factor!("NULL::text");
+
+/// Whether auth.mfa_factors has 0.2.0's WebAuthn columns. Between installing this library and
+/// `ALTER EXTENSION mfa_auth UPDATE`, a database still has 0.1.0's tables, and the statements
+/// that name those columns are swapped for ones that do not (`*_0_1`), so TOTP and phone keep
+/// working there. Looked up until it is true, then remembered for the backend's life.
+pub fn webauthn_columns() -> bool {
+    thread_local! { static PRESENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
+    if PRESENT.with(|p| p.get()) {
+        return true;
+    }
+    let present = Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                         WHERE attrelid = 'auth.mfa_factors'::pg_catalog.regclass
+                           AND attname = 'web_authn_credential' AND NOT attisdropped)",
+    )
+    .or_raise()
+    .unwrap_or(false);
+    PRESENT.with(|p| p.set(present));
+    present
+}
+
+/// The statement for this database's schema: `current` on 0.2.0's tables, `old` on 0.1.0's.
+pub fn for_schema(current: &'static Stmt, old: &'static Stmt) -> &'static Stmt {
+    if webauthn_columns() {
+        current
+    } else {
+        old
+    }
+}
 
 /// `$5` is the new challenge's id: a UUIDv7 (time-ordered), so inserts into the primary
 /// key append to its right edge instead of landing on a random leaf of a large index.
@@ -51,6 +89,9 @@ const INSERT_CHALLENGE: Stmt = Stmt {
 /// read by name into [`Locked`].
 macro_rules! verify_lookup {
     ($where:literal) => {
+        verify_lookup!("f.web_authn_credential::text", $where)
+    };
+    ($credential:literal, $where:literal) => {
         concat!(
             "SELECT c.id AS challenge_id, f.id AS factor_id, f.user_id, f.factor_type::text AS factor_type,
                     f.status OPERATOR(pg_catalog.=) 'verified' AS factor_verified,
@@ -62,8 +103,9 @@ macro_rules! verify_lookup {
                     c.otp_code,
                     f.failed_attempts,
                     f.locked_until IS NOT NULL AS lock_ran_out,
-                    f.web_authn_credential::text AS web_authn_credential,
-                    c.web_authn_session_data::text AS web_authn_session_data
+                    c.web_authn_session_data::text AS web_authn_session_data, ",
+            $credential,
+            " AS web_authn_credential
                FROM auth.mfa_factors f JOIN auth.mfa_challenges c ON c.factor_id = f.id ",
             $where,
             " FOR UPDATE OF f, c"
@@ -127,6 +169,28 @@ impl Locked {
 /// By challenge id (primary key).
 pub const LOOKUP_CHALLENGE: Stmt =
     Stmt { sql: verify_lookup!("WHERE c.id = $1"), args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INETOID] };
+const LOOKUP_CHALLENGE_0_1: Stmt = Stmt {
+    sql: verify_lookup!("NULL::text", "WHERE c.id = $1"),
+    args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INETOID],
+};
+
+/// Which challenge a verification is of.
+#[derive(Clone, Copy)]
+pub enum Lookup {
+    /// By challenge id ([`LOOKUP_CHALLENGE`]).
+    Challenge,
+    /// The factor's newest open challenge ([`LOOKUP_FACTOR`]).
+    Factor,
+}
+
+impl Lookup {
+    fn stmt(self) -> &'static Stmt {
+        match self {
+            Lookup::Challenge => for_schema(&LOOKUP_CHALLENGE, &LOOKUP_CHALLENGE_0_1),
+            Lookup::Factor => for_schema(&LOOKUP_FACTOR, &LOOKUP_FACTOR_0_1),
+        }
+    }
+}
 
 /// By factor id: its newest open (unverified, unexpired) challenge, found
 /// newest-first on (factor_id, created_at DESC).
@@ -139,13 +203,26 @@ pub const LOOKUP_FACTOR: Stmt = Stmt {
     ),
     args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INETOID],
 };
+const LOOKUP_FACTOR_0_1: Stmt = Stmt {
+    sql: verify_lookup!(
+        "NULL::text",
+        "WHERE c.id = (SELECT o.id FROM auth.mfa_challenges o
+                        WHERE o.factor_id = $1 AND o.verified_at IS NULL
+                          AND o.created_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2)
+                        ORDER BY o.created_at DESC LIMIT 1)"
+    ),
+    args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INETOID],
+};
 
 /// Success: the challenge is verified, the factor verified (with the accepted TOTP
 /// step and a clean failure count), and when a session is given its AMR claim is
 /// recorded (upsert) together with the factor behind it. A phone factor's other open
 /// challenges are closed (deleted): their codes were sent, and must not stay usable.
-const SUCCEED: Stmt = Stmt {
-    sql: "WITH c AS (
+macro_rules! succeed {
+    ($webauthn_columns:literal) => {
+        Stmt {
+            sql: concat!(
+                "WITH c AS (
               UPDATE auth.mfa_challenges SET verified_at = pg_catalog.clock_timestamp()
                WHERE id = $1 RETURNING verified_at
           ), closed AS (
@@ -155,10 +232,9 @@ const SUCCEED: Stmt = Stmt {
               UPDATE auth.mfa_factors
                  SET status = 'verified', last_totp_step = COALESCE($3, last_totp_step),
                      failed_attempts = 0, locked_until = NULL, updated_at = (SELECT verified_at FROM c),
-                     secret = COALESCE($7, secret),
-                     web_authn_credential = COALESCE($8::jsonb, web_authn_credential),
-                     web_authn_aaguid = COALESCE($9, web_authn_aaguid)
-               WHERE id = $2
+                     secret = COALESCE($7, secret)",
+                $webauthn_columns,
+                " WHERE id = $2
           ), claim AS (
               INSERT INTO auth.mfa_amr_claims AS a (id, session_id, authentication_method, created_at, updated_at)
               SELECT $6, $4, $5, verified_at, verified_at FROM c WHERE $4 IS NOT NULL
@@ -168,19 +244,27 @@ const SUCCEED: Stmt = Stmt {
           )
           INSERT INTO auth.mfa_amr_claim_factors (session_id, authentication_method, factor_id)
           SELECT session_id, $5, $2 FROM claim
-          ON CONFLICT DO NOTHING",
-    args: &[
-        pg_sys::UUIDOID,
-        pg_sys::UUIDOID,
-        pg_sys::INT8OID,
-        pg_sys::UUIDOID,
-        pg_sys::TEXTOID,
-        pg_sys::UUIDOID,
-        pg_sys::TEXTOID,
-        pg_sys::TEXTOID,
-        pg_sys::UUIDOID,
-    ],
-};
+          ON CONFLICT DO NOTHING"
+            ),
+            args: &[
+                pg_sys::UUIDOID,
+                pg_sys::UUIDOID,
+                pg_sys::INT8OID,
+                pg_sys::UUIDOID,
+                pg_sys::TEXTOID,
+                pg_sys::UUIDOID,
+                pg_sys::TEXTOID,
+                pg_sys::TEXTOID,
+                pg_sys::UUIDOID,
+            ],
+        }
+    };
+}
+const SUCCEED: Stmt = succeed!(
+    ", web_authn_credential = COALESCE($8::jsonb, web_authn_credential), web_authn_aaguid = COALESCE($9, web_authn_aaguid)"
+);
+/// 0.1.0's tables: no WebAuthn columns (nor factors), `$8` and `$9` unused.
+const SUCCEED_0_1: Stmt = succeed!("");
 
 /// A failed WebAuthn attempt uses its challenge up: the session data goes, so the same
 /// challenge cannot be answered again (a new one must be created).
@@ -230,7 +314,11 @@ pub struct Created {
 /// Creates a challenge (see create_challenge). `ip_address` NULL: the client's address,
 /// or ::1 for a Unix-socket connection.
 pub fn create(client: &mut SpiClient<'_>, factor_id: pgrx::Uuid, ip_address: Option<pgrx::Inet>) -> Created {
-    let f = run(client, &LOCK_FACTOR, &[factor_id.into(), guc::PHONE_RESEND_INTERVAL.get().into()]);
+    let f = run(
+        client,
+        for_schema(&LOCK_FACTOR, &LOCK_FACTOR_0_1),
+        &[factor_id.into(), guc::PHONE_RESEND_INTERVAL.get().into()],
+    );
     if f.is_empty() {
         raise(MfaError::FactorNotFound);
     }
@@ -317,12 +405,12 @@ pub enum Via {
     Webauthn,
 }
 
-/// Shared by verify_challenge, verify_factor and mfa_verify: `lookup` finds and locks the
+/// Shared by every verification function: `lookup` finds and locks the
 /// rows, `missing` is raised when it finds none. Load, refuse, count, decide, record.
 #[allow(clippy::too_many_arguments)]
 pub fn verify(
     client: &mut SpiClient<'_>,
-    lookup: &Stmt,
+    lookup: Lookup,
     missing: MfaError,
     key: pgrx::Uuid,
     code: &str,
@@ -361,12 +449,12 @@ pub fn verify(
 /// Finds and locks the factor and challenge rows.
 fn load(
     client: &mut SpiClient<'_>,
-    lookup: &Stmt,
+    lookup: Lookup,
     missing: MfaError,
     key: pgrx::Uuid,
     ip_address: Option<pgrx::Inet>,
 ) -> Locked {
-    let found = run(client, lookup, &[key.into(), guc::CHALLENGE_EXPIRY.get().into(), ip_address.into()]);
+    let found = run(client, lookup.stmt(), &[key.into(), guc::CHALLENGE_EXPIRY.get().into(), ip_address.into()]);
     if found.is_empty() {
         raise(missing);
     }
@@ -412,7 +500,7 @@ fn record_success(client: &mut SpiClient<'_>, row: &Locked, checked: &Checked, s
         checked.credential.clone().into(),
         checked.aaguid.into(),
     ];
-    run(client, &SUCCEED, &args);
+    run(client, for_schema(&SUCCEED, &SUCCEED_0_1), &args);
     attempt_limits::clear(row.factor_id.as_bytes());
     crate::session::claims_changed();
 }
@@ -443,7 +531,7 @@ fn verify_challenge(
     Spi::connect_mut(|client| {
         verify(
             client,
-            &LOOKUP_CHALLENGE,
+            Lookup::Challenge,
             MfaError::ChallengeNotFound,
             challenge_id,
             code,
@@ -469,7 +557,7 @@ fn verify_factor(
     Spi::connect_mut(|client| {
         verify(
             client,
-            &LOOKUP_FACTOR,
+            Lookup::Factor,
             MfaError::NoOpenChallenge,
             factor_id,
             code,

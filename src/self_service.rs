@@ -6,7 +6,7 @@
 
 use pgrx::prelude::*;
 
-use crate::challenges::{create, verify, Via, LOOKUP_CHALLENGE};
+use crate::challenges::{create, verify, Lookup, Via};
 use crate::error::{raise, required, MfaError, OrRaise};
 use crate::factors::{enroll_totp_for, require_entitled, unenroll};
 use crate::session::{caller_role, identity, to_pg};
@@ -69,7 +69,7 @@ fn mfa_verify(code: Option<&str>, factor_id: default!(Option<pgrx::Uuid>, "NULL"
             _ => raise(MfaError::SeveralFactors),
         };
         let challenge = create(client, factor, None).id;
-        verify(client, &LOOKUP_CHALLENGE, MfaError::ChallengeNotFound, challenge, code, None, session, Via::Code, None)
+        verify(client, Lookup::Challenge, MfaError::ChallengeNotFound, challenge, code, None, session, Via::Code, None)
     })
 }
 

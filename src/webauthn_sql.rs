@@ -4,7 +4,7 @@
 
 use pgrx::prelude::*;
 
-use crate::challenges::{create, verify, Via, LOOKUP_CHALLENGE};
+use crate::challenges::{create, verify, Lookup, Via};
 use crate::error::{raise, required, MfaError, OrRaise};
 use crate::factor_types::{webauthn, FactorType};
 use crate::factors::{check_friendly_name, insert_factor, require_entitled};
@@ -105,7 +105,7 @@ fn verify_webauthn(
     Spi::connect_mut(|client| {
         verify(
             client,
-            &LOOKUP_CHALLENGE,
+            Lookup::Challenge,
             MfaError::ChallengeNotFound,
             challenge_id,
             text,
@@ -169,7 +169,7 @@ fn mfa_verify_webauthn(challenge_id: Option<pgrx::Uuid>, credential: Option<Cred
     Spi::connect_mut(|client| {
         verify(
             client,
-            &LOOKUP_CHALLENGE,
+            Lookup::Challenge,
             MfaError::ChallengeNotFound,
             challenge_id,
             text,

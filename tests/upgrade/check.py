@@ -83,8 +83,16 @@ def upgraded(state_path, db):
     s = json.load(open(state_path))
     with connect(db) as c:
         counts, methods = old_data_works(c, s)
-        # The new API works on the old data.
+        # The new API works on the old data: attempt_tracking's new column, and a WebAuthn factor
+        # of an old user (new columns, create_challenge's webauthn column), removed again.
         assert c.execute("SELECT refusals >= 0 FROM auth.attempt_tracking()").fetchone()[0]
+        c.execute("SET mfa_auth.webauthn_rp_id = 'example.org'")
+        c.execute("SET mfa_auth.webauthn_origins = 'https://example.org'")
+        user = c.execute("SELECT user_id FROM auth.mfa_factors LIMIT 1").fetchone()[0]
+        w = c.execute("SELECT auth.enroll_webauthn(%s, 'key')", (user,)).fetchone()[0]
+        kind = c.execute("SELECT webauthn->>'type' FROM auth.create_challenge(%s, '10.0.0.1')", (w,)).fetchone()[0]
+        assert kind == "create", kind
+        c.execute("SELECT auth.unenroll_factor(%s)", (w,))
     print(f"  upgraded: rows unchanged {tuple(counts)}; session still aal2 {methods}; the open phone challenge "
           f"and the sealed TOTP factor (oathtool code) verify")
 

@@ -74,7 +74,17 @@ start_cluster "$work/cluster" "$port" "shared_preload_libraries=mfa_auth"
 cols=$(psql -X -q -A -t -v ON_ERROR_STOP=1 -d old -c "SELECT count(*) FROM jsonb_object_keys((SELECT to_jsonb(t) FROM auth.attempt_tracking() t))")
 [ "$cols" = 4 ] || die "the old auth.attempt_tracking() returned $cols columns on the new library"
 psql -X -q -A -t -v ON_ERROR_STOP=1 -d old -c "SELECT auth.totp_generate('JBSWY3DPEHPK3PXP', to_timestamp(0))" >/dev/null
-echo "  the $OLD_VERSION SQL runs on the new library before the update (attempt_tracking: $cols columns)"
+# (create_challenge: three columns; in a transaction rolled back, so the old data stays as it was.)
+ccols=$(psql -X -q -A -t -v ON_ERROR_STOP=1 -d old -c "BEGIN" -c "SELECT count(*) FROM jsonb_object_keys((
+          SELECT to_jsonb(t) FROM auth.create_challenge((SELECT id FROM auth.mfa_factors WHERE factor_type = 'totp'
+                                                          LIMIT 1), '10.0.0.1') t))" -c "ROLLBACK")
+[ "$ccols" = 3 ] || die "the old auth.create_challenge() returned $ccols columns on the new library"
+# (and a verification runs: a wrong code is counted, rolled back too.)
+wrong=$(psql -X -q -A -t -v ON_ERROR_STOP=1 -d old -c "BEGIN" -c "SELECT auth.verify_challenge(challenge_id, 'abcdef')
+          FROM auth.create_challenge((SELECT id FROM auth.mfa_factors WHERE factor_type = 'totp' LIMIT 1), '10.0.0.1')" \
+          -c "ROLLBACK")
+[ "$wrong" = f ] || die "a verification on the old SQL and the new library returned '$wrong'"
+echo "  the $OLD_VERSION SQL runs on the new library before the update (attempt_tracking: $cols columns, create_challenge: $ccols, a wrong code: $wrong)"
 log "ALTER EXTENSION mfa_auth UPDATE ($OLD_VERSION -> $NEW_VERSION)"
 psql -X -q -v ON_ERROR_STOP=1 -d old -c "ALTER EXTENSION mfa_auth UPDATE" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE fresh" >/dev/null
