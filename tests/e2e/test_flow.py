@@ -137,7 +137,7 @@ def test_phone_code_is_hashed_and_resend_is_limited(service_role):
     with connect(user=service_role) as c, connect() as admin:
         user = uuid.uuid4()
         fid = c.execute("SELECT auth.enroll_phone(%s, '+14155552671')", (user,)).fetchone()[0]
-        cid, expires, code = c.execute("SELECT * FROM auth.create_challenge(%s, '10.0.0.1')", (fid,)).fetchone()
+        cid, expires, code = c.execute("SELECT challenge_id, expires_at, code FROM auth.create_challenge(%s, '10.0.0.1')", (fid,)).fetchone()
         assert len(code) == 6 and code.isdigit()
         stored = admin.execute("SELECT otp_code FROM auth.mfa_challenges WHERE id = %s", (cid,)).fetchone()[0]
         assert code not in stored and stored.startswith("v2$k1$")  # keyed: the cluster has master key k1
