@@ -307,3 +307,41 @@ def test_malformed_responses_are_errors_not_attempts(db, browser):
     assert failures(db, factor) == 0
     # The challenge is still open: the real answer verifies.
     assert verify(db, cid, good) is True
+
+
+def test_the_demo_page_registers_and_signs_in(database, browser):
+    """scripts/webauthn-demo's page, clicked through in the browser: register, then sign in
+    again in a new session; each time auth.aal() becomes aal2."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+    import webauthn_demo
+
+    from conftest import _free_port
+    port = _free_port()
+    page_origin = f"http://localhost:{port}"
+    with connect() as c:
+        c.execute("DO $$ BEGIN CREATE ROLE webauthn_demo LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        # The demo's page is the allowed origin for the demo user's sessions.
+        c.execute(f"ALTER ROLE webauthn_demo SET mfa_auth.webauthn_origins = '{page_origin}'")
+    srv = webauthn_demo.serve(f"host={os.environ.get('PGHOST', '127.0.0.1')} port={os.environ.get('PGPORT', '5432')} "
+                              f"dbname={DB}", port)
+    try:
+        browser.authenticator(transport="internal")
+        page = browser.page
+        page.goto(page_origin + "/")
+        page.wait_for_function("document.getElementById('aal').textContent.startsWith('aal1')")
+        page.click("#register")
+        page.wait_for_function("document.getElementById('aal').textContent.startsWith('aal2')")
+        page.click("#signin")
+        page.wait_for_function("document.getElementById('log').textContent.includes('request options')")
+        page.wait_for_function("document.getElementById('aal').textContent.startsWith('aal2')")
+        log = page.inner_text("#log")
+        assert "auth.mfa_verify_webauthn: true, auth.aal(): aal2" in log, log
+        assert log.count("auth.mfa_verify_webauthn: true") == 2, log
+    finally:
+        browser.page.goto(browser.origin + "/")
+        srv.shutdown()
+        with connect() as c:
+            c.execute("DROP OWNED BY webauthn_demo")
+            c.execute("DROP ROLE webauthn_demo")
