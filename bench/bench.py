@@ -299,6 +299,112 @@ def memory():
     out()
 
 
+# --- 6. WebAuthn ------------------------------------------------------------------------------
+
+
+class SoftAuthenticator:
+    """An ES256 authenticator in software (cryptography), for load: registration with
+    attestation "none", then assertions with an increasing signature counter."""
+
+    def __init__(self, rp_id, origin):
+        from cryptography.hazmat.primitives.asymmetric import ec
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.rp_id, self.origin = rp_id, origin
+        self.cred_id = os.urandom(16)
+        self.count = 0
+
+    @staticmethod
+    def b64(b):
+        import base64
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+    def _client(self, kind, challenge):
+        import json
+        return json.dumps({"type": kind, "challenge": challenge, "origin": self.origin, "crossOrigin": False}).encode()
+
+    def _rp_hash(self):
+        import hashlib
+        return hashlib.sha256(self.rp_id.encode()).digest()
+
+    def register(self, challenge):
+        import cbor2
+        n = self.key.public_key().public_numbers()
+        cose = cbor2.dumps({1: 2, 3: -7, -1: 1, -2: n.x.to_bytes(32, "big"), -3: n.y.to_bytes(32, "big")})
+        auth = self._rp_hash() + bytes([0x41]) + (0).to_bytes(4, "big") + bytes(16) \
+            + len(self.cred_id).to_bytes(2, "big") + self.cred_id + cose
+        att = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth})
+        return {"id": self.b64(self.cred_id), "rawId": self.b64(self.cred_id), "type": "public-key",
+                "response": {"clientDataJSON": self.b64(self._client("webauthn.create", challenge)),
+                             "attestationObject": self.b64(att)}}
+
+    def assert_(self, challenge):
+        import hashlib
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        self.count += 1
+        client = self._client("webauthn.get", challenge)
+        auth = self._rp_hash() + bytes([0x05]) + self.count.to_bytes(4, "big")
+        sig = self.key.sign(auth + hashlib.sha256(client).digest(), ec.ECDSA(hashes.SHA256()))
+        return {"id": self.b64(self.cred_id), "rawId": self.b64(self.cred_id), "type": "public-key",
+                "response": {"clientDataJSON": self.b64(client), "authenticatorData": self.b64(auth),
+                             "signature": self.b64(sig)}}
+
+
+def in_database_ms(c, table, call):
+    """p50 and p99 (ms) of `call` (a SQL expression over the row `r` of `table`), each call timed
+    inside the server with clock_timestamp(), in one DO block (no client round trip)."""
+    c.execute("CREATE TEMP TABLE IF NOT EXISTS call_ms (ok boolean, ms float8)")
+    c.execute("TRUNCATE call_ms")
+    c.execute(f"""DO $$ DECLARE r record; t timestamptz; ok boolean; BEGIN
+        FOR r IN SELECT * FROM {table} ORDER BY n LOOP
+          t := clock_timestamp(); ok := {call};
+          INSERT INTO call_ms VALUES (ok, extract(epoch FROM clock_timestamp() - t) * 1000);
+        END LOOP; END $$""")
+    ok, total, p50, p99 = c.execute("""SELECT count(*) FILTER (WHERE ok), count(*),
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) FROM call_ms""").fetchone()
+    return ok, total, p50, p99
+
+
+def webauthn():
+    import json
+    import uuid
+    import pyotp
+    n = 300 if QUICK else 2000
+    out(f"## 6. WebAuthn: one auth.verify_webauthn of an ES256 assertion, timed inside the server ({n} calls)")
+    with connect() as c:
+        c.execute(f"ALTER DATABASE {DB} SET mfa_auth.webauthn_rp_id = 'example.org'")
+        c.execute(f"ALTER DATABASE {DB} SET mfa_auth.webauthn_origins = 'https://example.org'")
+    with connect() as c:
+        auth = SoftAuthenticator("example.org", "https://example.org")
+        factor = c.execute("SELECT auth.enroll_webauthn(%s)", (str(uuid.uuid4()),)).fetchone()[0]
+        cid, opts = c.execute("SELECT challenge_id, webauthn FROM auth.create_challenge(%s, '10.0.0.1')", (factor,)).fetchone()
+        reg = auth.register(opts["credential_options"]["publicKey"]["challenge"])
+        assert c.execute("SELECT auth.verify_webauthn(%s, %s::jsonb)", (cid, json.dumps(reg))).fetchone()[0]
+        c.execute("CREATE TEMP TABLE wa (n int, cid uuid, cred jsonb, sid uuid)")
+        rows = []
+        for i in range(n):
+            cid, opts = c.execute("SELECT challenge_id, webauthn FROM auth.create_challenge(%s, '10.0.0.1')", (factor,)).fetchone()
+            rows.append((i, cid, json.dumps(auth.assert_(opts["credential_options"]["publicKey"]["challenge"])), uuid.uuid4()))
+        with c.cursor() as cur:
+            cur.executemany("INSERT INTO wa VALUES (%s, %s, %s::jsonb, %s)", rows)
+        wa = in_database_ms(c, "wa", "auth.verify_webauthn(r.cid, r.cred, NULL, r.sid)")
+        # Beside it, the TOTP flow's verification: a right code of a fresh factor, with a session.
+        c.execute("CREATE TEMP TABLE tf (n int, cid uuid, code text, sid uuid)")
+        rows = []
+        for i in range(n):
+            f, secret = c.execute("SELECT factor_id, secret FROM auth.enroll_totp(%s)", (str(uuid.uuid4()),)).fetchone()
+            cid = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (f,)).fetchone()[0]
+            rows.append((i, cid, pyotp.TOTP(secret).now(), uuid.uuid4()))
+        with c.cursor() as cur:
+            cur.executemany("INSERT INTO tf VALUES (%s, %s, %s, %s)", rows)
+        tf = in_database_ms(c, "tf", "auth.verify_challenge(r.cid, r.code, NULL, r.sid)")
+    out(f"{'verification':<44} {'verified':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    out(f"{'auth.verify_webauthn (ES256 assertion)':<44} {wa[0]:>4}/{wa[1]:<4} {wa[2]:>8.3f} {wa[3]:>8.3f}")
+    out(f"{'auth.verify_challenge (TOTP, right code)':<44} {tf[0]:>4}/{tf[1]:<4} {tf[2]:>8.3f} {tf[3]:>8.3f}")
+    ratio("webauthn_verify_ms", wa[2], "<=", 0.3)
+    out()
+
+
 def main():
     version = setup()
     cpus = os.cpu_count()
@@ -313,6 +419,7 @@ def main():
     if "--only-flow" not in sys.argv: scale()
     if "--only-flow" not in sys.argv: rls()
     if "--only-flow" not in sys.argv: memory()
+    if "--only-flow" not in sys.argv or "--webauthn" in sys.argv: webauthn()
     out(f"total bench time: {time.perf_counter() - t0:.0f} s")
     if not QUICK:
         with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
