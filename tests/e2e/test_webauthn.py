@@ -207,6 +207,26 @@ def test_rejections_each_counted_and_agreed(db, browser):
     assert stored(db, factor)["sign_count"] == count + 11
 
 
+def test_failures_lock_the_factor_even_when_rolled_back(db, browser):
+    """Refused assertions count like wrong codes: after mfa_auth.max_failed_attempts the factor
+    is locked, and (the library being preloaded) a ROLLBACK does not take a failure back."""
+    browser.authenticator()
+    factor, _ = register(db, browser, str(uuid.uuid4()))
+    browser.override(isBogusSignature=True)
+    limit = int(db.execute("SHOW mfa_auth.max_failed_attempts").fetchone()[0])
+    for _ in range(limit):
+        cid, options, _ = challenge(db, factor)
+        credential = browser.get(options)
+        with db.transaction(force_rollback=True):
+            assert verify(db, cid, credential) is False
+    browser.override(isBogusSignature=False)
+    assert failures(db, factor) == 0, "each failure was rolled back in the row ..."
+    with pytest.raises(psycopg.errors.ConfigurationLimitExceeded, match="locked"):
+        challenge(db, factor)  # ... and still counted: the factor is locked
+    db.execute("SELECT auth.unlock_factor(%s)", (factor,))
+    authenticate(db, browser, factor)
+
+
 def test_expired_challenge_is_refused(db, browser):
     browser.authenticator()
     factor, _ = register(db, browser, str(uuid.uuid4()))
