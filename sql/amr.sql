@@ -31,7 +31,7 @@ AS $$
         '[]'::jsonb)
       FROM auth.mfa_amr_claims a
      WHERE a.session_id = $1
-       AND (a.authentication_method <> ALL ('{totp,mfa/phone,mfa/webauthn}'::text[])
+       AND (a.authentication_method <> ALL ('{totp,mfa/phone,mfa/webauthn,mfa/recovery_code}'::text[])
             OR EXISTS (SELECT 1 FROM auth.mfa_verified_claims v
                         WHERE v.session_id = a.session_id
                           AND v.authentication_method = a.authentication_method

@@ -32,7 +32,10 @@ GRANT EXECUTE ON FUNCTION
     auth.unenroll_my_factor(uuid),
     auth.enroll_my_webauthn(text),
     auth.webauthn_options(uuid),
-    auth.mfa_verify_webauthn(uuid, jsonb)
+    auth.mfa_verify_webauthn(uuid, jsonb),
+    auth.generate_my_recovery_codes(integer),
+    auth.mfa_verify_recovery_code(text),
+    auth.my_recovery_codes_status()
 TO PUBLIC;
 
 -- Everything else is a service function (any user's factors and sessions: for the

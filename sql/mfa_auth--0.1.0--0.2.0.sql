@@ -22,7 +22,13 @@
 --    the `webauthn` column (options for the browser); new auth.enroll_webauthn,
 --    auth.verify_webauthn and the self-service auth.enroll_my_webauthn,
 --    auth.webauthn_options, auth.mfa_verify_webauthn.
--- 4. Closed by default: EXECUTE on every routine of auth revoked from PUBLIC and granted back
+-- 4. Recovery codes: the `recovery_code` factor type (its AMR method `mfa/recovery_code` joins
+--    the MFA methods of auth.session_amr above), tables auth.mfa_recovery_code_sets and
+--    auth.mfa_recovery_codes (Supabase Auth's shape), auth.generate_recovery_codes,
+--    auth.verify_recovery_code, auth.recovery_codes_status, auth.delete_recovery_codes and the
+--    self-service auth.generate_my_recovery_codes, auth.mfa_verify_recovery_code,
+--    auth.my_recovery_codes_status.
+-- 5. Closed by default: EXECUTE on every routine of auth revoked from PUBLIC and granted back
 --    by name to the stateless, session and self-service functions only (as sql/grants.sql).
 --    Always the last part: it covers every function the parts before it create.
 --
@@ -66,7 +72,7 @@ AS $$
         '[]'::jsonb)
       FROM auth.mfa_amr_claims a
      WHERE a.session_id = $1
-       AND (a.authentication_method <> ALL ('{totp,mfa/phone,mfa/webauthn}'::text[])
+       AND (a.authentication_method <> ALL ('{totp,mfa/phone,mfa/webauthn,mfa/recovery_code}'::text[])
             OR EXISTS (SELECT 1 FROM auth.mfa_verified_claims v
                         WHERE v.session_id = a.session_id
                           AND v.authentication_method = a.authentication_method
@@ -227,7 +233,110 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'mfa_verify_webauthn_wrapper';
 
--- 4. Closed by default (the same statements as sql/grants.sql) --------------------------------
+-- 4. Recovery codes ---------------------------------------------------------------------------
+
+-- (Added in the update's transaction, and not used in it: PostgreSQL refuses a new enum value
+-- in the transaction that added it.)
+ALTER TYPE auth.factor_type ADD VALUE 'recovery_code';
+
+CREATE TABLE auth.mfa_recovery_code_sets (
+    id                        uuid        NOT NULL DEFAULT gen_random_uuid(),
+    user_id                   uuid        NOT NULL,
+    mfa_factor_id             uuid        NOT NULL,
+    failed_verification_count integer     NOT NULL DEFAULT 0,
+    verification_locked_until timestamptz,
+    created_at                timestamptz NOT NULL DEFAULT now(),
+    updated_at                timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT mfa_recovery_code_sets_pkey PRIMARY KEY (id),
+    CONSTRAINT mfa_recovery_code_sets_user_id_key UNIQUE (user_id),
+    CONSTRAINT mfa_recovery_code_sets_mfa_factor_id_key UNIQUE (mfa_factor_id),
+    CONSTRAINT mfa_recovery_code_sets_failed_verification_count_check CHECK (failed_verification_count >= 0)
+);
+COMMENT ON TABLE auth.mfa_recovery_code_sets IS 'mfa_auth: each user''s set of recovery codes, with its failure count and lock';
+
+CREATE TABLE auth.mfa_recovery_codes (
+    id                       uuid        NOT NULL DEFAULT gen_random_uuid(),
+    mfa_recovery_code_set_id uuid        NOT NULL,
+    code_hash                text        NOT NULL,
+    consumed_at              timestamptz,
+    created_at               timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT mfa_recovery_codes_pkey PRIMARY KEY (id),
+    CONSTRAINT mfa_recovery_codes_set_id_code_hash_key UNIQUE (mfa_recovery_code_set_id, code_hash)
+);
+COMMENT ON TABLE auth.mfa_recovery_codes IS 'mfa_auth: single-use recovery codes; code_hash holds only a (keyed) hash';
+REVOKE ALL ON TABLE auth.mfa_recovery_code_sets FROM PUBLIC;
+REVOKE ALL ON TABLE auth.mfa_recovery_codes FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('auth.mfa_recovery_code_sets', '');
+SELECT pg_catalog.pg_extension_config_dump('auth.mfa_recovery_codes', '');
+
+CREATE FUNCTION auth."generate_recovery_codes"(
+	"user_id" uuid, /* Option < pgrx :: Uuid > */
+	"session_id" uuid, /* Option < pgrx :: Uuid > */
+	"count" INT DEFAULT 10 /* Option < i32 > */
+) RETURNS SETOF TEXT /* String */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'generate_recovery_codes_wrapper';
+
+CREATE FUNCTION auth."verify_recovery_code"(
+	"user_id" uuid, /* Option < pgrx :: Uuid > */
+	"code" TEXT, /* Option < & str > */
+	"ip_address" inet DEFAULT NULL, /* Option < pgrx :: Inet > */
+	"session_id" uuid DEFAULT NULL /* Option < pgrx :: Uuid > */
+) RETURNS bool /* bool */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'verify_recovery_code_wrapper';
+
+CREATE FUNCTION auth."delete_recovery_codes"(
+	"user_id" uuid /* Option < pgrx :: Uuid > */
+) RETURNS void
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'delete_recovery_codes_wrapper';
+
+CREATE FUNCTION auth."generate_my_recovery_codes"(
+	"count" INT DEFAULT 10 /* Option < i32 > */
+) RETURNS SETOF TEXT /* String */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'generate_my_recovery_codes_wrapper';
+
+CREATE FUNCTION auth."mfa_verify_recovery_code"(
+	"code" TEXT /* Option < & str > */
+) RETURNS bool /* bool */
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'mfa_verify_recovery_code_wrapper';
+
+-- Recovery codes: how many the user has, how many are left, and when they were made (no
+-- row when the user has none). Generating, verifying and deleting are C functions
+-- (src/recovery_codes.rs).
+CREATE FUNCTION auth.recovery_codes_status(user_id uuid)
+RETURNS TABLE (total integer, remaining integer, created_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(c.id)::integer, (count(c.id) FILTER (WHERE c.consumed_at IS NULL))::integer, min(c.created_at)
+      FROM auth.mfa_recovery_code_sets s
+      LEFT JOIN auth.mfa_recovery_codes c ON c.mfa_recovery_code_set_id = s.id
+     WHERE s.user_id = $1
+     GROUP BY s.id
+$$;
+
+-- The same for the current user (auth.uid()).
+CREATE FUNCTION auth.my_recovery_codes_status()
+RETURNS TABLE (total integer, remaining integer, created_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM auth.recovery_codes_status(auth.uid()) $$;
+
+-- 5. Closed by default (the same statements as sql/grants.sql) --------------------------------
 
 REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA auth FROM PUBLIC;
 
@@ -257,6 +366,9 @@ GRANT EXECUTE ON FUNCTION
     auth.unenroll_my_factor(uuid),
     auth.enroll_my_webauthn(text),
     auth.webauthn_options(uuid),
-    auth.mfa_verify_webauthn(uuid, jsonb)
+    auth.mfa_verify_webauthn(uuid, jsonb),
+    auth.generate_my_recovery_codes(integer),
+    auth.mfa_verify_recovery_code(text),
+    auth.my_recovery_codes_status()
 TO PUBLIC;
 

@@ -9,7 +9,7 @@
 -- everyone); every table below is closed to them.
 GRANT USAGE ON SCHEMA auth TO PUBLIC;
 
-CREATE TYPE auth.factor_type AS ENUM ('totp', 'webauthn', 'phone');
+CREATE TYPE auth.factor_type AS ENUM ('totp', 'webauthn', 'phone', 'recovery_code');
 CREATE TYPE auth.factor_status AS ENUM ('unverified', 'verified');
 CREATE TYPE auth.aal_level AS ENUM ('aal1', 'aal2', 'aal3');
 
@@ -108,6 +108,36 @@ CREATE INDEX mfa_amr_claim_factors_claim_idx
     ON auth.mfa_amr_claim_factors USING btree (session_id, authentication_method);
 COMMENT ON TABLE auth.mfa_amr_claim_factors IS 'mfa_auth: the factor behind each MFA claim';
 
+-- Recovery codes, in Supabase Auth's shape: one set per user, tied 1:1 to the user's
+-- `recovery_code` factor (created verified: the codes are handed to an aal2 session), with the
+-- per-user failure count and lock; one row per single-use code, holding only its hash
+-- (src/otp/recovery.rs). A code is found by (set, hash): one index look-up.
+CREATE TABLE auth.mfa_recovery_code_sets (
+    id                        uuid        NOT NULL DEFAULT gen_random_uuid(),
+    user_id                   uuid        NOT NULL,
+    mfa_factor_id             uuid        NOT NULL,
+    failed_verification_count integer     NOT NULL DEFAULT 0,
+    verification_locked_until timestamptz,
+    created_at                timestamptz NOT NULL DEFAULT now(),
+    updated_at                timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT mfa_recovery_code_sets_pkey PRIMARY KEY (id),
+    CONSTRAINT mfa_recovery_code_sets_user_id_key UNIQUE (user_id),
+    CONSTRAINT mfa_recovery_code_sets_mfa_factor_id_key UNIQUE (mfa_factor_id),
+    CONSTRAINT mfa_recovery_code_sets_failed_verification_count_check CHECK (failed_verification_count >= 0)
+);
+COMMENT ON TABLE auth.mfa_recovery_code_sets IS 'mfa_auth: each user''s set of recovery codes, with its failure count and lock';
+
+CREATE TABLE auth.mfa_recovery_codes (
+    id                       uuid        NOT NULL DEFAULT gen_random_uuid(),
+    mfa_recovery_code_set_id uuid        NOT NULL,
+    code_hash                text        NOT NULL,
+    consumed_at              timestamptz,
+    created_at               timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT mfa_recovery_codes_pkey PRIMARY KEY (id),
+    CONSTRAINT mfa_recovery_codes_set_id_code_hash_key UNIQUE (mfa_recovery_code_set_id, code_hash)
+);
+COMMENT ON TABLE auth.mfa_recovery_codes IS 'mfa_auth: single-use recovery codes; code_hash holds only a (keyed) hash';
+
 -- Secrets, code hashes and claims are for the extension's own functions only: PUBLIC gets
 -- nothing on any table (privileges are granted per role by the DBA, or used through
 -- SECURITY DEFINER functions).
@@ -115,9 +145,13 @@ REVOKE ALL ON TABLE auth.mfa_factors FROM PUBLIC;
 REVOKE ALL ON TABLE auth.mfa_challenges FROM PUBLIC;
 REVOKE ALL ON TABLE auth.mfa_amr_claims FROM PUBLIC;
 REVOKE ALL ON TABLE auth.mfa_amr_claim_factors FROM PUBLIC;
+REVOKE ALL ON TABLE auth.mfa_recovery_code_sets FROM PUBLIC;
+REVOKE ALL ON TABLE auth.mfa_recovery_codes FROM PUBLIC;
 
 -- Users' MFA data is not re-creatable by the extension script: pg_dump must keep it.
 SELECT pg_catalog.pg_extension_config_dump('auth.mfa_factors', '');
 SELECT pg_catalog.pg_extension_config_dump('auth.mfa_challenges', '');
 SELECT pg_catalog.pg_extension_config_dump('auth.mfa_amr_claims', '');
 SELECT pg_catalog.pg_extension_config_dump('auth.mfa_amr_claim_factors', '');
+SELECT pg_catalog.pg_extension_config_dump('auth.mfa_recovery_code_sets', '');
+SELECT pg_catalog.pg_extension_config_dump('auth.mfa_recovery_codes', '');

@@ -24,6 +24,7 @@ pub const KNOWN_METHODS: &[&str] = &[
     "web3",
     "mfa/phone",
     "mfa/webauthn",
+    "mfa/recovery_code",
 ];
 
 /// Whether `method` is an MFA method (one a factor type earns): recorded only by a

@@ -82,6 +82,10 @@ pub enum MfaError {
     /// 42809: a code given for a WebAuthn challenge, or a WebAuthn credential for a
     /// challenge of another factor type (that type).
     WrongVerifier(&'static str),
+    /// 55000: recovery codes for a user without a verified factor (they back one up).
+    NoVerifiedFactor,
+    /// P0002: the user has no recovery codes.
+    NoRecoveryCodes,
     /// XX000: reading a row this extension's own statement returned failed (a bug).
     Internal(String),
 }
@@ -154,6 +158,8 @@ impl MfaError {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             MfaError::WrongVerifier(_) => ERRCODE_WRONG_OBJECT_TYPE,
+            MfaError::NoVerifiedFactor => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            MfaError::NoRecoveryCodes => ERRCODE_NO_DATA_FOUND,
             MfaError::ResendTooSoon(_) => ERRCODE_OBJECT_IN_USE,
             MfaError::DuplicateFactor(_) => ERRCODE_UNIQUE_VIOLATION,
             MfaError::UnsupportedFactor(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -224,8 +230,15 @@ impl MfaError {
                 format!("WebAuthn is not configured: {setting} {reason}")
             }
             MfaError::WebauthnChallengeUsed => "this WebAuthn challenge can no longer be answered".into(),
+            MfaError::NoVerifiedFactor => {
+                "recovery codes need a verified factor: they back one up, they do not replace it".into()
+            }
+            MfaError::NoRecoveryCodes => "no recovery codes for this user".into(),
             MfaError::WrongVerifier(t) => match *t {
                 "webauthn" => "this challenge is for a WebAuthn factor: verify it with auth.verify_webauthn".into(),
+                "recovery_code" => {
+                    "recovery codes have no challenges: verify one with auth.verify_recovery_code".into()
+                }
                 t => format!("this challenge is for a {t} factor: verify it with auth.verify_challenge"),
             },
             MfaError::MfaMethodNotRecordable(m) => format!(
@@ -256,6 +269,7 @@ impl MfaError {
             }
             MfaError::NoFactor => Some("Enroll one with auth.enroll_my_totp()."),
             MfaError::NoWebauthnFactor => Some("Enroll one with auth.enroll_my_webauthn()."),
+            MfaError::NoRecoveryCodes => Some("Generate them from an aal2 session with auth.generate_recovery_codes()."),
             MfaError::NoAuthenticatedUser => Some("In gateway mode request.jwt.claims must carry a UUID \"sub\"."),
             MfaError::AttemptsNotDurable(_) => Some(
                 "A ROLLBACK would undo the failed-attempt count. Call it on its own (autocommit), or add mfa_auth to shared_preload_libraries and restart the server.",

@@ -67,9 +67,13 @@ const LOCK_FOR_UNENROLL: Stmt = Stmt {
 };
 
 /// Deletes a factor, its challenges, its claim links, and the MFA claims that no other
-/// factor backs, so sessions that were aal2 through it lose aal2.
-const UNENROLL: Stmt = Stmt {
-    sql: "WITH granted AS (
+/// factor backs, so sessions that were aal2 through it lose aal2; for a recovery-code factor,
+/// its set of codes too.
+macro_rules! unenroll {
+    ($recovery_sets:literal) => {
+        Stmt {
+            sql: concat!(
+                "WITH granted AS (
               SELECT session_id, authentication_method FROM auth.mfa_amr_claim_factors WHERE factor_id = $1
           ), orphaned AS (
               SELECT g.session_id, g.authentication_method FROM granted g
@@ -84,8 +88,33 @@ const UNENROLL: Stmt = Stmt {
               DELETE FROM auth.mfa_amr_claim_factors WHERE factor_id = $1
           ), dropped_challenges AS (
               DELETE FROM auth.mfa_challenges WHERE factor_id = $1
-          )
-          DELETE FROM auth.mfa_factors WHERE id = $1 RETURNING id",
+          )",
+                $recovery_sets,
+                " DELETE FROM auth.mfa_factors WHERE id = $1 RETURNING id"
+            ),
+            args: &[pg_sys::UUIDOID],
+        }
+    };
+}
+const UNENROLL: Stmt = unenroll!(
+    ", dropped_codes AS (
+         DELETE FROM auth.mfa_recovery_codes
+          WHERE mfa_recovery_code_set_id IN (SELECT id FROM auth.mfa_recovery_code_sets WHERE mfa_factor_id = $1)
+     ), dropped_set AS (
+         DELETE FROM auth.mfa_recovery_code_sets WHERE mfa_factor_id = $1
+     )"
+);
+/// 0.1.0's tables (before `ALTER EXTENSION mfa_auth UPDATE`): no recovery codes.
+const UNENROLL_0_1: Stmt = unenroll!("");
+
+/// The user's recovery-code factor when no other verified factor is left: recovery codes
+/// back a factor up, so they go with the last one.
+const ORPHANED_RECOVERY_CODES: Stmt = Stmt {
+    sql: "SELECT f.id FROM auth.mfa_factors f
+           WHERE f.user_id = $1 AND f.factor_type::text = 'recovery_code'
+             AND NOT EXISTS (SELECT 1 FROM auth.mfa_factors g
+                              WHERE g.user_id = $1 AND g.factor_type::text <> 'recovery_code'
+                                AND g.status = 'verified')",
     args: &[pg_sys::UUIDOID],
 };
 
@@ -219,13 +248,23 @@ pub fn unenroll(factor_id: pgrx::Uuid, allow: impl FnOnce(&mut SpiClient<'_>, pg
         let owner: pgrx::Uuid = row.get(1).or_raise().expect("user_id");
         let verified: bool = row.get(2).or_raise().unwrap_or(true);
         allow(client, owner, verified);
-        run(client, &UNENROLL, &args);
+        run(client, crate::challenges::for_schema(&UNENROLL, &UNENROLL_0_1), &args);
+        // Removing the user's last verified factor removes their recovery codes too.
+        let orphaned = run(client, &ORPHANED_RECOVERY_CODES, &[owner.into()]);
+        if !orphaned.is_empty() {
+            let recovery: pgrx::Uuid = orphaned.first().get(1).or_raise().expect("id");
+            let args: [DatumWithOid; 1] = [recovery.into()];
+            run(client, &LOCK_FOR_UNENROLL, &args);
+            run(client, &UNENROLL, &args);
+            crate::attempt_limits::clear(recovery.as_bytes());
+        }
     });
     crate::attempt_limits::clear(factor_id.as_bytes());
     crate::session::claims_changed();
 }
 
-/// Deletes a factor, its challenges, and the MFA claims it granted.
+/// Deletes a factor, its challenges, and the MFA claims it granted. Removing the user's last
+/// verified factor also deletes their recovery codes (they back a factor up).
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn unenroll_factor(factor_id: Option<pgrx::Uuid>) {

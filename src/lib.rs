@@ -20,6 +20,7 @@ mod hooks;
 mod ids;
 pub mod otp;
 mod otp_sql;
+mod recovery_codes;
 mod secrets;
 mod self_service;
 mod session;
@@ -34,6 +35,8 @@ extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/amr.sql", name = "amr", requires = ["schema"]);
 // Functions returning this extension's own SQL types, and the current user's factor list.
 extension_sql_file!("../sql/session.sql", name = "session", requires = ["schema", "amr", session::uid]);
+// Recovery-code status, in SQL.
+extension_sql_file!("../sql/recovery.sql", name = "recovery", requires = ["schema", session::uid]);
 // Procedures that commit per batch, calling their SECURITY DEFINER steps.
 extension_sql_file!(
     "../sql/maintenance.sql",

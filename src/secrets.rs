@@ -204,6 +204,19 @@ pub fn phone_code_key_of(id: &str) -> [u8; 32] {
     }
 }
 
+/// Purpose of the key that keys recovery-code hashes (HKDF info).
+const RECOVERY_CODE_KEY: &[u8] = b"mfa_auth recovery code hash";
+
+/// The server keys for recovery-code hashes, one per configured master key, the current one
+/// first (empty without master keys): a new code is hashed with the first, and a code is
+/// looked up under each, so a rotation keeps old codes working while the old key is listed.
+pub fn recovery_code_keys() -> Vec<(String, [u8; 32])> {
+    let ring = keyring();
+    ring.ids()
+        .filter_map(|id| ring.derived(Some(id), RECOVERY_CODE_KEY).map(|(id, key)| (id.to_owned(), key)))
+        .collect()
+}
+
 /// What to store for a new secret of `factor`: sealed with the current key, or the
 /// plaintext (with a one-time WARNING) when no key is configured.
 pub fn seal_new(factor: &pgrx::Uuid, secret: &str) -> String {

@@ -18,11 +18,14 @@ pub enum FactorType {
     Totp,
     Webauthn,
     Phone,
+    /// A user's recovery codes (src/recovery_codes.rs): verified when created, no challenges.
+    RecoveryCode,
 }
 
 impl FactorType {
     /// In the order of auth.factor_type's labels.
-    pub const ALL: [FactorType; 3] = [FactorType::Totp, FactorType::Webauthn, FactorType::Phone];
+    pub const ALL: [FactorType; 4] =
+        [FactorType::Totp, FactorType::Webauthn, FactorType::Phone, FactorType::RecoveryCode];
 
     /// The `auth.factor_type` label.
     pub fn sql_name(self) -> &'static str {
@@ -30,6 +33,7 @@ impl FactorType {
             FactorType::Totp => "totp",
             FactorType::Phone => "phone",
             FactorType::Webauthn => "webauthn",
+            FactorType::RecoveryCode => "recovery_code",
         }
     }
 
@@ -47,6 +51,8 @@ impl FactorType {
             FactorType::Totp => "totp",
             FactorType::Phone => "mfa/phone",
             FactorType::Webauthn => "mfa/webauthn",
+            // supabase/auth#2728: the `recovery_code` factor type and its `mfa/recovery_code` AMR method.
+            FactorType::RecoveryCode => "mfa/recovery_code",
         }
     }
 }
@@ -92,6 +98,7 @@ pub fn issue(client: &mut SpiClient<'_>, t: FactorType, f: &webauthn::FactorRow,
             let (session_data, options) = webauthn::issue(client, f);
             Issued { session_data: Some(session_data), webauthn: Some(options), ..Issued::default() }
         }
+        FactorType::RecoveryCode => raise(MfaError::WrongVerifier(t.sql_name())),
     }
 }
 
@@ -107,6 +114,7 @@ pub fn parse<'a>(row: &Locked, input: &'a str) -> Response<'a> {
     match row.factor_type {
         FactorType::Totp | FactorType::Phone => Response::Code(input),
         FactorType::Webauthn => Response::Webauthn(Box::new(webauthn::parse(row, input))),
+        FactorType::RecoveryCode => raise(MfaError::WrongVerifier(row.factor_type.sql_name())),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod code_hash;
 pub mod hotp;
 pub mod phone;
 pub mod qr;
+pub mod recovery;
 pub mod sealed;
 pub mod secret;
 pub mod uri;

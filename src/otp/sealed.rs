@@ -172,6 +172,11 @@ impl Keyring {
         Some((id.as_str(), out))
     }
 
+    /// The ids of the configured keys, the current one first.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|(id, _)| id.as_str())
+    }
+
     /// The id of the key new secrets are sealed with.
     pub fn current(&self) -> Option<&str> {
         self.keys.first().map(|(id, _)| id.as_str())

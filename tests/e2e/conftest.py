@@ -83,6 +83,10 @@ SERVICE_FUNCTIONS = [
     "auth.session_aal(uuid, uuid)",
     "auth.enroll_webauthn(uuid, text)",
     "auth.verify_webauthn(uuid, jsonb, inet, uuid)",
+    "auth.generate_recovery_codes(uuid, uuid, integer)",
+    "auth.verify_recovery_code(uuid, text, inet, uuid)",
+    "auth.recovery_codes_status(uuid)",
+    "auth.delete_recovery_codes(uuid)",
 ]
 
 

@@ -93,8 +93,17 @@ def upgraded(state_path, db):
         kind = c.execute("SELECT webauthn->>'type' FROM auth.create_challenge(%s, '10.0.0.1')", (w,)).fetchone()[0]
         assert kind == "create", kind
         c.execute("SELECT auth.unenroll_factor(%s)", (w,))
+        # Recovery codes for the old user, from the session 0.1.0 made aal2; one recovers a new
+        # session; then they are deleted again (the row counts above stay the old data's).
+        codes = [r[0] for r in c.execute("SELECT auth.generate_recovery_codes(%s, %s, 4)", (s["user"], s["session"]))]
+        later = str(uuid.uuid4())
+        assert c.execute("SELECT auth.verify_recovery_code(%s, %s, NULL, %s)", (s["user"], codes[0], later)).fetchone()[0]
+        assert c.execute("SELECT auth.session_aal(%s, %s)::text", (later, s["user"])).fetchone()[0] == "aal2"
+        c.execute("SELECT auth.delete_recovery_codes(%s)", (s["user"],))
+        assert c.execute("SELECT auth.session_aal(%s, %s)::text", (later, s["user"])).fetchone()[0] == "aal1"
     print(f"  upgraded: rows unchanged {tuple(counts)}; session still aal2 {methods}; the open phone challenge "
-          f"and the sealed TOTP factor (oathtool code) verify")
+          f"and the sealed TOTP factor (oathtool code) verify; "
+          f"a WebAuthn factor and recovery codes (generated from the old aal2 session, one recovering a new session) work for the old user")
 
 
 def restored(state_path, db):

@@ -113,7 +113,17 @@ INSERT INTO matrix (q) VALUES
   -- maintenance steps
   ($$SELECT auth.cleanup_challenges_batch(NULL)$$),
   ($$SELECT auth.cleanup_challenges_batch('infinity', 0)$$),
-  ($$SELECT auth.cleanup_challenges_batch('-infinity')$$);
+  ($$SELECT auth.cleanup_challenges_batch('-infinity')$$),
+  -- recovery codes and WebAuthn: NULLs, counts out of range, huge or malformed input
+  ($$SELECT auth.generate_recovery_codes(NULL, NULL)$$),
+  ($$SELECT auth.generate_recovery_codes('00000000-0000-0000-0000-0000000000b1', NULL, -2147483648)$$),
+  ($$SELECT auth.generate_recovery_codes('00000000-0000-0000-0000-0000000000b1', NULL, 2147483647)$$),
+  ($$SELECT auth.verify_recovery_code('00000000-0000-0000-0000-0000000000b1', repeat('7', 10240))$$),
+  ($$SELECT auth.verify_recovery_code('00000000-0000-0000-0000-0000000000b1', NULL)$$),
+  ($$SELECT auth.delete_recovery_codes(NULL)$$),
+  ($$SELECT auth.verify_webauthn(NULL, '{}')$$),
+  ($$SELECT auth.verify_webauthn('00000000-0000-0000-0000-0000000000b1', repeat('[', 5000)::jsonb)$$),
+  ($$SELECT auth.enroll_webauthn('00000000-0000-0000-0000-0000000000b1', repeat('n', 10240))$$);
 
 -- Each case runs once, in order.
 CREATE TEMP TABLE outcomes (n int, outcome text);
