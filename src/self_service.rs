@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 
 use crate::challenges::{create, verify, Lookup, Via};
 use crate::error::{raise, required, MfaError, OrRaise};
+use crate::factor_types::FactorType;
 use crate::factors::{enroll_totp_for, require_entitled, unenroll};
 use crate::session::{caller_role, identity, to_pg};
 use crate::spi_util::{run, Stmt};
@@ -24,14 +25,31 @@ pub fn me(function: &'static str) -> (pgrx::Uuid, Option<pgrx::Uuid>) {
     (to_pg(Some(uid)).expect("Some"), to_pg(me.session_id))
 }
 
-/// The caller's TOTP factors (at most 2 rows: enough to tell "one" from "several"),
+/// The caller's factors of type `$3` (at most 2 rows: enough to tell "one" from "several"),
 /// or just `$2` when given and owned by the caller.
-const MY_TOTP_FACTOR: Stmt = Stmt {
+const MY_FACTOR: Stmt = Stmt {
     sql: "SELECT id FROM auth.mfa_factors
-           WHERE user_id = $1 AND factor_type = 'totp' AND ($2::uuid IS NULL OR id = $2)
+           WHERE user_id = $1 AND factor_type::text = $3 AND ($2::uuid IS NULL OR id = $2)
            ORDER BY created_at LIMIT 2",
-    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID],
+    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID, pg_sys::TEXTOID],
 };
+
+/// The current user's factor of type `t` that a self-service call acts on: `factor_id` when
+/// given (and theirs), else their only one; `none` when there is none, 21000 when several.
+pub fn my_factor(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    user_id: pgrx::Uuid,
+    factor_id: Option<pgrx::Uuid>,
+    t: FactorType,
+    none: MfaError,
+) -> pgrx::Uuid {
+    let found = run(client, &MY_FACTOR, &[user_id.into(), factor_id.into(), t.sql_name().into()]);
+    match found.len() {
+        0 => raise(none),
+        1 => found.first().get(1).or_raise().expect("id"),
+        _ => raise(MfaError::SeveralFactors),
+    }
+}
 
 /// Enrolls a TOTP factor for the current user. The otpauth label is ISSUER:ACCOUNT with
 /// the current database as default issuer and the role (or user id) as account.
@@ -62,12 +80,7 @@ fn mfa_verify(code: Option<&str>, factor_id: default!(Option<pgrx::Uuid>, "NULL"
     crate::attempt_limits::require_durable_or_autocommit("auth.mfa_verify");
     let (user_id, session) = me("auth.mfa_verify");
     Spi::connect_mut(|client| {
-        let found = run(client, &MY_TOTP_FACTOR, &[user_id.into(), factor_id.into()]);
-        let factor: pgrx::Uuid = match found.len() {
-            0 => raise(MfaError::NoFactor),
-            1 => found.first().get(1).or_raise().expect("id"),
-            _ => raise(MfaError::SeveralFactors),
-        };
+        let factor = my_factor(client, user_id, factor_id, FactorType::Totp, MfaError::NoFactor);
         let challenge = create(client, factor, None).id;
         verify(client, Lookup::Challenge, MfaError::ChallengeNotFound, challenge, code, None, session, Via::Code, None)
     })

@@ -5,10 +5,10 @@
 use pgrx::prelude::*;
 
 use crate::challenges::{create, verify, Lookup, Via};
-use crate::error::{raise, required, MfaError, OrRaise};
+use crate::error::{raise, required, MfaError};
 use crate::factor_types::{webauthn, FactorType};
 use crate::factors::{check_friendly_name, insert_factor, require_entitled};
-use crate::spi_util::{run, Stmt};
+use crate::self_service::my_factor;
 use crate::webauthn::limits;
 
 /// A `jsonb` argument whose size is checked before it is converted: a value larger than
@@ -101,6 +101,18 @@ fn verify_webauthn(
 ) -> bool {
     let challenge_id = required(challenge_id, "challenge_id");
     let credential = required(credential, "credential");
+    verify_credential(challenge_id, &credential, ip_address, session_id, None)
+}
+
+/// The verification behind verify_webauthn and mfa_verify_webauthn (`owner`: the current user,
+/// whose challenge it must be).
+fn verify_credential(
+    challenge_id: pgrx::Uuid,
+    credential: &CredentialJson,
+    ip_address: Option<pgrx::Inet>,
+    session_id: Option<pgrx::Uuid>,
+    owner: Option<pgrx::Uuid>,
+) -> bool {
     let text = credential.text();
     Spi::connect_mut(|client| {
         verify(
@@ -112,7 +124,7 @@ fn verify_webauthn(
             ip_address,
             session_id,
             Via::Webauthn,
-            None,
+            owner,
         )
     })
 }
@@ -127,14 +139,6 @@ fn enroll_my_webauthn(friendly_name: default!(Option<&str>, "NULL")) -> pgrx::Uu
     enroll(user_id, friendly_name)
 }
 
-/// The caller's WebAuthn factors (at most 2 rows), or just `$2` when given and owned.
-const MY_WEBAUTHN_FACTOR: Stmt = Stmt {
-    sql: "SELECT id FROM auth.mfa_factors
-           WHERE user_id = $1 AND factor_type = 'webauthn' AND ($2::uuid IS NULL OR id = $2)
-           ORDER BY created_at LIMIT 2",
-    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID],
-};
-
 /// Creates a challenge for the current user's WebAuthn factor (the only one when
 /// `factor_id` is NULL) and returns `{"challenge_id": ..., "webauthn": {"type": "create" |
 /// "request", "credential_options": {"publicKey": ...}}}` for the browser.
@@ -143,12 +147,7 @@ const MY_WEBAUTHN_FACTOR: Stmt = Stmt {
 fn webauthn_options(factor_id: default!(Option<pgrx::Uuid>, "NULL")) -> pgrx::JsonB {
     let (user_id, _) = crate::self_service::me("auth.webauthn_options");
     let c = Spi::connect_mut(|client| {
-        let found = run(client, &MY_WEBAUTHN_FACTOR, &[user_id.into(), factor_id.into()]);
-        let factor: pgrx::Uuid = match found.len() {
-            0 => raise(MfaError::NoWebauthnFactor),
-            1 => found.first().get(1).or_raise().expect("id"),
-            _ => raise(MfaError::SeveralFactors),
-        };
+        let factor = my_factor(client, user_id, factor_id, FactorType::Webauthn, MfaError::NoWebauthnFactor);
         create(client, factor, None)
     });
     let options: serde_json::Value = serde_json::from_str(c.webauthn.as_deref().unwrap_or("null")).expect("JSON");
@@ -165,18 +164,5 @@ fn mfa_verify_webauthn(challenge_id: Option<pgrx::Uuid>, credential: Option<Cred
     let credential = required(credential, "credential");
     crate::attempt_limits::require_durable_or_autocommit("auth.mfa_verify_webauthn");
     let (user_id, session) = crate::self_service::me("auth.mfa_verify_webauthn");
-    let text = credential.text();
-    Spi::connect_mut(|client| {
-        verify(
-            client,
-            Lookup::Challenge,
-            MfaError::ChallengeNotFound,
-            challenge_id,
-            text,
-            None,
-            session,
-            Via::Webauthn,
-            Some(user_id),
-        )
-    })
+    verify_credential(challenge_id, &credential, None, session, Some(user_id))
 }
