@@ -90,6 +90,13 @@ pub fn record_failure(factor: &[u8; 16], persisted: u32) -> Counted {
     }
 }
 
+/// Counts an attempt of `factor` before it is evaluated ([`record_failure`]), starting from
+/// the failures its row holds (`row_failures`), or from none when the row's lock has run out.
+pub fn count_attempt(factor: &[u8; 16], row_failures: i32, lock_ran_out: bool) -> Counted {
+    let persisted = if lock_ran_out { 0 } else { row_failures.max(0) as u32 };
+    record_failure(factor, persisted)
+}
+
 /// Forgets `factor`'s failures (a success, or an administrator's unlock).
 pub fn clear(factor: &[u8; 16]) {
     if durable() {

@@ -255,34 +255,40 @@ macro_rules! succeed {
                 pg_sys::UUIDOID,
                 pg_sys::TEXTOID,
                 pg_sys::TEXTOID,
-                pg_sys::UUIDOID,
             ],
         }
     };
 }
 const SUCCEED: Stmt = succeed!(
-    ", web_authn_credential = COALESCE($8::jsonb, web_authn_credential), web_authn_aaguid = COALESCE($9, web_authn_aaguid)"
+    ", web_authn_credential = COALESCE($8::jsonb, web_authn_credential),
+       web_authn_aaguid = COALESCE(($8::jsonb ->> 'aaguid')::uuid, web_authn_aaguid)"
 );
-/// 0.1.0's tables: no WebAuthn columns (nor factors), `$8` and `$9` unused.
+/// 0.1.0's tables: no WebAuthn columns (nor factors), `$8` unused.
 const SUCCEED_0_1: Stmt = succeed!("");
-
-/// A failed WebAuthn attempt uses its challenge up: the session data goes, so the same
-/// challenge cannot be answered again (a new one must be created).
-const USE_UP_CHALLENGE: Stmt = Stmt {
-    sql: "UPDATE auth.mfa_challenges SET web_authn_session_data = NULL WHERE id = $1",
-    args: &[pg_sys::UUIDOID],
-};
 
 /// Failure: the count decided by attempt_limits (`$2`), the lock when it reached the
 /// limit (`$3`, for `$4` seconds), and the secret re-sealed with the current key (`$5`).
+/// With `$7` (a WebAuthn challenge, `$6`) the challenge is used up: its session data goes,
+/// so it cannot be answered again (a new one must be created).
 const FAIL: Stmt = Stmt {
-    sql: "UPDATE auth.mfa_factors
+    sql: "WITH used_up AS (
+              UPDATE auth.mfa_challenges SET web_authn_session_data = NULL WHERE id = $6 AND $7
+          )
+          UPDATE auth.mfa_factors
              SET failed_attempts = $2,
                  locked_until = CASE WHEN $3 THEN pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4) END,
                  secret = COALESCE($5, secret),
                  updated_at = pg_catalog.clock_timestamp()
            WHERE id = $1",
-    args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::BOOLOID, pg_sys::INT4OID, pg_sys::TEXTOID],
+    args: &[
+        pg_sys::UUIDOID,
+        pg_sys::INT4OID,
+        pg_sys::BOOLOID,
+        pg_sys::INT4OID,
+        pg_sys::TEXTOID,
+        pg_sys::UUIDOID,
+        pg_sys::BOOLOID,
+    ],
 };
 
 /// One batch of challenges created before the cutoff `$1`, oldest first on
@@ -308,7 +314,7 @@ pub struct Created {
     pub id: pgrx::Uuid,
     pub expires: TimestampWithTimeZone,
     pub code: Option<String>,
-    pub webauthn: Option<String>,
+    pub webauthn: Option<serde_json::Value>,
 }
 
 /// Creates a challenge (see create_challenge). `ip_address` NULL: the client's address,
@@ -377,7 +383,7 @@ fn create_challenge_v2(
     let factor_id = required(factor_id, "factor_id");
     let ip_address = required(ip_address, "ip_address");
     let c = Spi::connect_mut(|client| create(client, factor_id, Some(ip_address)));
-    let webauthn = c.webauthn.map(|w| pgrx::JsonB(serde_json::from_str(&w).expect("built as JSON")));
+    let webauthn = c.webauthn.map(pgrx::JsonB);
     TableIterator::once((c.id, c.expires, c.code, webauthn))
 }
 
@@ -432,16 +438,12 @@ pub fn verify(
     // ROLLBACK nor an error can take this attempt back (and with no room in the shared
     // table the attempt is refused, 53400, before any code is evaluated). The row's count
     // restarts after a lock that has run out (a live lock was refused above).
-    let persisted = if row.lock_ran_out { 0 } else { row.failed_attempts.max(0) as u32 };
-    let counted = attempt_limits::record_failure(row.factor_id.as_bytes(), persisted);
+    let counted = attempt_limits::count_attempt(row.factor_id.as_bytes(), row.failed_attempts, row.lock_ran_out);
     let checked = factor_types::check(&row, &response);
     if checked.ok {
         record_success(client, &row, &checked, session_id);
     } else {
         record_failure(client, &row, counted, checked.resealed);
-        if row.factor_type == FactorType::Webauthn {
-            run(client, &USE_UP_CHALLENGE, &[row.challenge_id.into()]);
-        }
     }
     checked.ok
 }
@@ -489,7 +491,7 @@ fn refuse(client: &mut SpiClient<'_>, row: &Locked, session_id: Option<pgrx::Uui
 }
 
 fn record_success(client: &mut SpiClient<'_>, row: &Locked, checked: &Checked, session_id: Option<pgrx::Uuid>) {
-    let args: [DatumWithOid; 9] = [
+    let args: [DatumWithOid; 8] = [
         row.challenge_id.into(),
         row.factor_id.into(),
         checked.step.into(),
@@ -498,7 +500,6 @@ fn record_success(client: &mut SpiClient<'_>, row: &Locked, checked: &Checked, s
         ids::uuid_v7().into(),
         checked.resealed.clone().into(),
         checked.credential.clone().into(),
-        checked.aaguid.into(),
     ];
     run(client, for_schema(&SUCCEED, &SUCCEED_0_1), &args);
     attempt_limits::clear(row.factor_id.as_bytes());
@@ -506,12 +507,14 @@ fn record_success(client: &mut SpiClient<'_>, row: &Locked, checked: &Checked, s
 }
 
 fn record_failure(client: &mut SpiClient<'_>, row: &Locked, counted: Counted, resealed: Option<String>) {
-    let args: [DatumWithOid; 5] = [
+    let args: [DatumWithOid; 7] = [
         row.factor_id.into(),
         i32::try_from(counted.failures).unwrap_or(i32::MAX).into(),
         counted.locked_until.is_some().into(),
         guc::LOCKOUT_DURATION.get().into(),
         resealed.into(),
+        row.challenge_id.into(),
+        (row.factor_type == FactorType::Webauthn).into(),
     ];
     run(client, &FAIL, &args);
 }

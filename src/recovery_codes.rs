@@ -54,12 +54,15 @@ const REPLACE_CODES: Stmt = Stmt {
     args: &[pg_sys::UUIDOID, pg_sys::TEXTARRAYOID],
 };
 
-/// The user's set, locked: concurrent verifications of one user queue here.
+/// The user's set and its factor, locked: concurrent verifications of one user queue here,
+/// and so does an unenroll of the factor (it locks the factor row first), which then sees and
+/// removes the claim a verification in flight commits.
 const LOCK_SET: Stmt = Stmt {
-    sql: "SELECT id, mfa_factor_id, failed_verification_count,
-                 verification_locked_until > pg_catalog.clock_timestamp(),
-                 verification_locked_until IS NOT NULL
-            FROM auth.mfa_recovery_code_sets WHERE user_id = $1 FOR UPDATE",
+    sql: "SELECT s.id, s.mfa_factor_id, s.failed_verification_count,
+                 s.verification_locked_until > pg_catalog.clock_timestamp(),
+                 s.verification_locked_until IS NOT NULL
+            FROM auth.mfa_recovery_code_sets s JOIN auth.mfa_factors f ON f.id = s.mfa_factor_id
+           WHERE s.user_id = $1 FOR UPDATE OF s, f",
     args: &[pg_sys::UUIDOID],
 };
 
@@ -166,8 +169,7 @@ pub fn verify(client: &mut SpiClient<'_>, user_id: pgrx::Uuid, code: &str, sessi
         raise(MfaError::FactorLocked);
     }
     // Counted before the code is looked at, cleared on success (as for every factor).
-    let persisted = if lock_ran_out { 0 } else { failures.max(0) as u32 };
-    let counted = attempt_limits::record_failure(factor.as_bytes(), persisted);
+    let counted = attempt_limits::count_attempt(factor.as_bytes(), failures, lock_ran_out);
     let consumed = match recovery::normalize(code) {
         Some(code) => {
             let mut candidates: Vec<String> = crate::secrets::recovery_code_keys()

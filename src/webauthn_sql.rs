@@ -150,8 +150,7 @@ fn webauthn_options(factor_id: default!(Option<pgrx::Uuid>, "NULL")) -> pgrx::Js
         let factor = my_factor(client, user_id, factor_id, FactorType::Webauthn, MfaError::NoWebauthnFactor);
         create(client, factor, None)
     });
-    let options: serde_json::Value = serde_json::from_str(c.webauthn.as_deref().unwrap_or("null")).expect("JSON");
-    pgrx::JsonB(serde_json::json!({"challenge_id": c.id.to_string(), "webauthn": options}))
+    pgrx::JsonB(serde_json::json!({"challenge_id": c.id.to_string(), "webauthn": c.webauthn}))
 }
 
 /// Verifies the browser's response to a challenge from auth.webauthn_options for the current

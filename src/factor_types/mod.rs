@@ -65,7 +65,7 @@ pub struct Issued {
     pub code: Option<String>,
     pub stored: Option<String>,
     pub session_data: Option<String>,
-    pub webauthn: Option<String>,
+    pub webauthn: Option<serde_json::Value>,
 }
 
 /// The outcome of checking a response.
@@ -76,10 +76,9 @@ pub struct Checked {
     pub step: Option<i64>,
     /// The factor's secret re-sealed with the current key, when it should be stored again.
     pub resealed: Option<String>,
-    /// WebAuthn: the credential to store (registered, or with its new sign count).
+    /// WebAuthn: the credential to store (registered, or with its new sign count); its
+    /// `aaguid` also fills `web_authn_aaguid`.
     pub credential: Option<String>,
-    /// WebAuthn registration: the authenticator's AAGUID.
-    pub aaguid: Option<pgrx::Uuid>,
 }
 
 impl Checked {

@@ -106,8 +106,8 @@ pub struct FactorRow {
     pub credential: Option<String>,
 }
 
-/// A new challenge: (session data to store, options to return), both JSON text.
-pub fn issue(client: &mut SpiClient<'_>, f: &FactorRow) -> (String, String) {
+/// A new challenge: (session data to store, as JSON text; options to return).
+pub fn issue(client: &mut SpiClient<'_>, f: &FactorRow) -> (String, serde_json::Value) {
     let cfg = config();
     let mut challenge = [0u8; CHALLENGE_BYTES];
     random_bytes(&mut challenge).or_raise();
@@ -145,7 +145,7 @@ pub fn issue(client: &mut SpiClient<'_>, f: &FactorRow) -> (String, String) {
         expires: String::new(),
         ceremony,
     };
-    (serde_json::to_string(&session).expect("serializable"), options.to_string())
+    (serde_json::to_string(&session).expect("serializable"), options)
 }
 
 /// A WebAuthn response, parsed (its structure is checked before the attempt is counted).
@@ -194,7 +194,6 @@ pub fn check(parsed: &Parsed) -> Checked {
     match outcome {
         Ok(cred) => Checked {
             ok: true,
-            aaguid: uuid::Uuid::parse_str(&cred.aaguid).ok().map(|u| pgrx::Uuid::from_bytes(*u.as_bytes())),
             credential: Some(serde_json::to_string(&cred).expect("serializable")),
             ..Checked::wrong()
         },

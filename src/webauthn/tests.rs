@@ -118,10 +118,8 @@ fn cross_origin_is_refused_at_both_ceremonies() {
 fn packed_self_attestation_signature_is_checked() {
     let v = vector("packed-self.ES256");
     let mut att = hex(v.attestation_object);
-    // The self-attestation signature is the last CBOR item of the statement ... but which
-    // bytes are the signature depends on map order; flip a byte inside the authData's
-    // COSE key region instead would break the key. Flip the last byte of the statement's
-    // sig: find "sig" (63 73 69 67) followed by a byte-string header.
+    // Flip the last byte of the statement's signature: the text key "sig" (63 73 69 67)
+    // followed by a byte string with a one-byte length.
     let at = att.windows(4).position(|w| w == b"csig").expect("sig label") + 4;
     let len_hdr = att[at];
     assert_eq!(len_hdr, 0x58, "sig is a byte string with a 1-byte length");
@@ -201,8 +199,6 @@ fn assertion_rejections() {
     let mut typ = good.clone();
     typ["type"] = json!("password");
     assert_eq!(authenticate(v, &typ, &stored), Err(Rejection::CredentialType));
-    let r = register(v).expect("ok");
-    assert_eq!(r.sign_count, 0);
 }
 
 #[test]

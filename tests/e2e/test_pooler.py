@@ -127,6 +127,12 @@ def test_attack_3_transaction_pooling_with_default_settings(pool_role):
                 a.execute("SELECT auth.mfa_verify(%s)", (code(secret, 1),))
             assert "mfa_auth.database_sessions" in str(e.value)
             assert "transaction pooler" in e.value.diag.message_hint
+            # The same for the other self-service verifications (recovery codes, WebAuthn).
+            for call in ("SELECT auth.mfa_verify_recovery_code('7kq4-m2xp-9dwe-j3ab')",
+                         "SELECT auth.generate_my_recovery_codes()",
+                         "SELECT auth.webauthn_options()"):
+                with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="mfa_auth.database_sessions"):
+                    a.execute(call)
             pid_a, aal_a, rows_a = state(a)
             pid_b, aal_b, rows_b = state(b)
             assert pid_a == pid_b  # one server connection serves both clients

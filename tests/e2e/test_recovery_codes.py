@@ -110,3 +110,75 @@ def test_self_service_in_a_database_session(plain_role):
         # The table itself stays closed to the role.
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             me.execute("SELECT * FROM auth.mfa_recovery_codes")
+
+
+def test_a_20_mb_code_is_a_wrong_code_read_no_further(admin):
+    """A huge code is not looked at beyond its length: false and counted, at once."""
+    import time
+    user, session, _ = user_with_aal2_session(admin)
+    generate(admin, user, session)
+    t = time.perf_counter()
+    assert admin.execute("SELECT auth.verify_recovery_code(%s, repeat('7kq4-', 4 * 1024 * 1024))",
+                         (user,)).fetchone()[0] is False
+    elapsed = time.perf_counter() - t
+    assert admin.execute("SELECT failed_verification_count FROM auth.mfa_recovery_code_sets WHERE user_id = %s",
+                         (user,)).fetchone()[0] == 1
+    assert elapsed < 1.0, elapsed
+
+
+def test_codes_and_their_aal2_stay_with_their_role(admin):
+    """A login role that is a member of two users' roles: alice's recovery code makes alice's
+    session aal2, not bob's after SET ROLE, and bob cannot spend alice's codes."""
+    suffix = uuid.uuid4().hex[:8]
+    alice, bob, login = f"rc_alice_{suffix}", f"rc_bob_{suffix}", f"rc_login_{suffix}"
+    for r in (alice, bob):
+        admin.execute(f"CREATE ROLE {r}")
+    admin.execute(f"CREATE ROLE {login} LOGIN IN ROLE {alice}, {bob}")
+    try:
+        with connect(user=login) as c:
+            c.execute(f"SET ROLE {alice}")
+            factor, secret = c.execute("SELECT factor_id, secret FROM auth.enroll_my_totp('app')").fetchone()
+            assert c.execute("SELECT auth.mfa_verify(%s)", (totp_now(secret),)).fetchone()[0]
+            code = c.execute("SELECT auth.generate_my_recovery_codes(4)").fetchone()[0]
+        with connect(user=login) as c:
+            c.execute(f"SET ROLE {alice}")
+            assert c.execute("SELECT auth.mfa_verify_recovery_code(%s)", (code,)).fetchone()[0] is True
+            assert c.execute("SELECT auth.aal()::text").fetchone()[0] == "aal2"
+            c.execute(f"SET ROLE {bob}")
+            assert c.execute("SELECT auth.aal()::text").fetchone()[0] == "aal1"
+            with pytest.raises(psycopg.errors.NoDataFound):
+                c.execute("SELECT auth.mfa_verify_recovery_code(%s)", (code,))
+    finally:
+        for r in (login, alice, bob):
+            admin.execute(f"DROP OWNED BY {r}")
+            admin.execute(f"DROP ROLE {r}")
+
+
+def test_unenrolling_the_last_factor_racing_a_recovery(admin):
+    """A recovery in flight (uncommitted) while the user's last factor is removed: the removal
+    waits for it, and the session it made aal2 is aal1 afterwards, with no codes left."""
+    import time
+    user, session, totp = user_with_aal2_session(admin)
+    code = generate(admin, user, session)[0]
+    recovered = str(uuid.uuid4())
+    with connect() as a, connect() as b:
+        a.execute("BEGIN")
+        assert verify(a, user, code, recovered) is True
+        done = []
+        t = threading.Thread(target=lambda: done.append(b.execute("SELECT auth.unenroll_factor(%s)", (totp,))))
+        t.start()
+        for _ in range(100):
+            waiting = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'",
+                                    (b.info.backend_pid,)).fetchone()[0]
+            if waiting:
+                break
+            time.sleep(0.05)
+        assert waiting, "the unenroll waits for the recovery in flight"
+        a.execute("COMMIT")
+        t.join(10)
+        assert done
+    assert admin.execute("SELECT auth.session_aal(%s, %s)::text", (recovered, user)).fetchone()[0] == "aal1"
+    assert admin.execute("SELECT count(*) FROM auth.mfa_recovery_code_sets WHERE user_id = %s", (user,)).fetchone()[0] == 0
+    assert admin.execute("SELECT count(*) FROM auth.mfa_factors WHERE user_id = %s", (user,)).fetchone()[0] == 0
+    # The claim that recovery committed went with its factor (the unenroll saw it).
+    assert admin.execute("SELECT count(*) FROM auth.mfa_amr_claims WHERE session_id = %s", (recovered,)).fetchone()[0] == 0

@@ -41,14 +41,15 @@ def peak_growth_kb(conn, sql, error=None):
     return time.monotonic() - t0, vm_hwm_kb(pid) - before
 
 
-def refused_cheaply(connect_as, call):
-    """`call` with BIG for `{v}`, compared with a statement that only makes BIG (Postgres'
-    own cost of a statement carrying a 20 MB argument), each on a fresh connection: returns
-    (seconds the refusal took beyond that, growth of peak RSS in kB beyond that)."""
+def refused_cheaply(connect_as, call, error=psycopg.errors.ProgramLimitExceeded, base="octet_length({v})"):
+    """`call` with BIG for `{v}`, compared with a statement that only makes the same argument
+    (`base`: Postgres' own cost of a statement carrying a 20 MB argument), each on a fresh
+    connection: returns (seconds the refusal took beyond that, growth of peak RSS in kB
+    beyond that). The call must fail with `error`."""
     with connect_as() as c:
-        base_s, base_kb = peak_growth_kb(c, f"SELECT octet_length({BIG})")
+        base_s, base_kb = peak_growth_kb(c, "SELECT " + base.format(v=BIG))
     with connect_as() as c:
-        call_s, call_kb = peak_growth_kb(c, "SELECT " + call.format(v=BIG), psycopg.errors.ProgramLimitExceeded)
+        call_s, call_kb = peak_growth_kb(c, "SELECT " + call.format(v=BIG), error)
     return call_s - base_s, call_kb - base_kb
 
 
@@ -84,6 +85,38 @@ def test_public_functions_refuse_20_mb_before_allocating(plain_role, sql):
 def test_service_functions_refuse_20_mb_before_allocating(service_role, sql):
     elapsed, grown_kb = refused_cheaply(lambda: connect(user=service_role), sql)
     print(f"\n  {sql:<56} refused in {elapsed * 1000:.1f} ms, peak RSS +{grown_kb} kB")
+    assert elapsed < 0.1 and grown_kb < 10 * 1024
+
+
+JSONB_BIG = "jsonb_build_object('x', {v})"
+# WebAuthn and recovery-code arguments: a 20 MB friendly name (54000), a 20 MB credential
+# (22023, refused from the datum's size before it is detoasted or converted), a 20 MB code of
+# a user without codes (P0002 before the code is looked at).
+NEW_PATHS_PUBLIC = [
+    ("auth.enroll_my_webauthn({v})", psycopg.errors.ProgramLimitExceeded, "octet_length({v})"),
+    ("auth.mfa_verify_webauthn(gen_random_uuid(), " + JSONB_BIG + ")", psycopg.errors.InvalidParameterValue,
+     "pg_column_size(" + JSONB_BIG + ")"),
+    ("auth.mfa_verify_recovery_code({v})", psycopg.errors.NoDataFound, "octet_length({v})"),
+]
+NEW_PATHS_SERVICE = [
+    ("auth.enroll_webauthn(gen_random_uuid(), {v})", psycopg.errors.ProgramLimitExceeded, "octet_length({v})"),
+    ("auth.verify_webauthn(gen_random_uuid(), " + JSONB_BIG + ")", psycopg.errors.InvalidParameterValue,
+     "pg_column_size(" + JSONB_BIG + ")"),
+    ("auth.verify_recovery_code(gen_random_uuid(), {v})", psycopg.errors.NoDataFound, "octet_length({v})"),
+]
+
+
+@pytest.mark.parametrize("sql,error,base", NEW_PATHS_PUBLIC)
+def test_new_public_paths_refuse_20_mb_cheaply(plain_role, sql, error, base):
+    elapsed, grown_kb = refused_cheaply(lambda: connect(user=plain_role), sql, error, base)
+    print(f"\n  {sql[:56]:<56} refused in {elapsed * 1000:.1f} ms, peak RSS +{grown_kb} kB")
+    assert elapsed < 0.1 and grown_kb < 10 * 1024
+
+
+@pytest.mark.parametrize("sql,error,base", NEW_PATHS_SERVICE)
+def test_new_service_paths_refuse_20_mb_cheaply(service_role, sql, error, base):
+    elapsed, grown_kb = refused_cheaply(lambda: connect(user=service_role), sql, error, base)
+    print(f"\n  {sql[:56]:<56} refused in {elapsed * 1000:.1f} ms, peak RSS +{grown_kb} kB")
     assert elapsed < 0.1 and grown_kb < 10 * 1024
 
 
