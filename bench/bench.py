@@ -147,26 +147,90 @@ def latencies(log_dir):
     return lat[len(lat) // 2] / 1000, lat[int(len(lat) * 0.99)] / 1000, len(lat)
 
 
-# --- 2. full flow vs bare writes -----------------------------------------------------------
+# --- 2. full flow vs bare writes and vs GoTrue's statements -----------------------------------
+GOTRUE = open(os.path.join(HERE, "gotrue", "flow.pgbench")).read()
+
+
+def gotrue_load(c):
+    """Supabase Auth's tables (bench/gotrue/schema.sql) holding the same users and factors as
+    bench.flow_factors: per user a row in users, an email identity, the verified TOTP factor (same
+    id), a session at aal1 with its password claim, and a live refresh token."""
+    c.execute(open(os.path.join(HERE, "gotrue", "schema.sql")).read())
+    zero = "00000000-0000-0000-0000-000000000000"
+    c.execute("""INSERT INTO gotrue_bench.pick (n, user_id, session_id, factor_id)
+                 SELECT f.n, m.user_id, gen_random_uuid(), f.factor_id
+                   FROM bench.flow_factors f JOIN auth.mfa_factors m ON m.id = f.factor_id""")
+    c.execute(f"""INSERT INTO gotrue_bench.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+                        confirmation_token, recovery_token, email_change_token_new, email_change, last_sign_in_at,
+                        raw_app_meta_data, raw_user_meta_data, is_super_admin, created_at, updated_at)
+                 SELECT '{zero}', user_id, 'authenticated', 'authenticated', 'u' || n || '@example.com',
+                        '$2a$10$' || md5(n::text) || md5(user_id::text), now() - interval '30 days', '', '', '', '',
+                        now() - interval '1 hour', '{{"provider": "email", "providers": ["email"]}}', '{{"email_verified": true}}',
+                        NULL, now() - interval '30 days', now() - interval '1 hour'
+                   FROM gotrue_bench.pick""")
+    c.execute("""INSERT INTO gotrue_bench.identities (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+                 SELECT user_id::text, user_id, jsonb_build_object('sub', user_id::text, 'email', 'u' || n || '@example.com',
+                        'email_verified', true, 'phone_verified', false), 'email', now() - interval '1 hour',
+                        now() - interval '30 days', now() - interval '1 hour'
+                   FROM gotrue_bench.pick""")
+    c.execute("""INSERT INTO gotrue_bench.mfa_factors (id, user_id, friendly_name, factor_type, status, created_at, updated_at, secret)
+                 SELECT p.factor_id, p.user_id, NULL, 'totp', 'verified', now() - interval '30 days', now() - interval '30 days', f.secret
+                   FROM gotrue_bench.pick p JOIN bench.flow_factors f USING (n)""")
+    c.execute("""INSERT INTO gotrue_bench.sessions (id, user_id, created_at, updated_at, aal, refreshed_at, user_agent, ip)
+                 SELECT session_id, user_id, now() - interval '1 hour', now() - interval '1 hour', 'aal1',
+                        now() - interval '1 hour', 'Mozilla/5.0 (X11; Linux x86_64)', '127.0.0.1'
+                   FROM gotrue_bench.pick""")
+    c.execute("""INSERT INTO gotrue_bench.mfa_amr_claims (session_id, created_at, updated_at, authentication_method, id)
+                 SELECT session_id, now() - interval '1 hour', now() - interval '1 hour', 'password', gen_random_uuid()
+                   FROM gotrue_bench.pick""")
+    c.execute(f"""INSERT INTO gotrue_bench.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
+                 SELECT '{zero}', md5(session_id::text), user_id::text, false, now() - interval '1 hour', now() - interval '1 hour',
+                        NULL, session_id
+                   FROM gotrue_bench.pick""")
+
+
+def checked_run(script, seconds):
+    """A pgbench run with per-statement latencies, started from a checkpoint."""
+    with connect() as c:
+        c.execute("CHECKPOINT")
+    return pgbench(script, seconds, per_statement=True)
+
+
 def flow():
     seconds = 10 if QUICK else 30
     out(f"## 2. Full flow under pgbench (-M prepared, 2 clients, {seconds} s each, default durability)")
     with connect() as c:
         fresh_factors(c, 60_000 if QUICK else 250_000)
         c.execute("CREATE TABLE IF NOT EXISTS bench.bare_challenges (LIKE auth.mfa_challenges INCLUDING ALL)")
+        gotrue_load(c)
+        for t in ("auth.mfa_factors", "bench.flow_factors", "bench.bare_factors", "gotrue_bench.users",
+                  "gotrue_bench.identities", "gotrue_bench.mfa_factors", "gotrue_bench.sessions",
+                  "gotrue_bench.mfa_amr_claims", "gotrue_bench.refresh_tokens", "gotrue_bench.pick"):
+            c.execute(f"VACUUM ANALYZE {t}")
         out("per-statement latency (ms), ours:")
-        ours, ours_tx = pgbench(FLOW, seconds, per_statement=True)
+        ours, ours_tx = checked_run(FLOW, seconds)
         verified = c.execute("SELECT count(*) FROM auth.mfa_challenges c JOIN bench.flow_factors f USING (factor_id) WHERE c.verified_at IS NOT NULL").fetchone()[0]
         c.execute("SELECT setval('bench.flow_seq', 1, false)")
         out("per-statement latency (ms), bare:")
-        bare, bare_tx = pgbench(BARE, seconds, per_statement=True)
-    out(f"{'transaction':<52} {'TPS':>9} {'transactions':>13}")
-    out(f"{'create_challenge + verify_challenge (right code)':<52} {ours:>9.0f} {ours_tx:>13}")
-    out(f"{'bare INSERT + UPDATE by primary key':<52} {bare:>9.0f} {bare_tx:>13}")
+        bare, bare_tx = checked_run(BARE, seconds)
+        out("per-statement latency (ms), Supabase Auth's statements (bench/gotrue/README.md):")
+        gotrue, gotrue_tx = checked_run(GOTRUE, seconds)
+        g_verified, g_aal2, g_revoked = c.execute("""SELECT
+            (SELECT count(*) FROM gotrue_bench.mfa_challenges WHERE verified_at IS NOT NULL),
+            (SELECT count(*) FROM gotrue_bench.sessions WHERE aal = 'aal2'),
+            (SELECT count(*) FROM gotrue_bench.refresh_tokens WHERE revoked)""").fetchone()
+    out(f"{'transaction':<58} {'TPS':>9} {'transactions':>13}")
+    out(f"{'create_challenge + verify_challenge (right code, session)':<58} {ours:>9.0f} {ours_tx:>13}")
+    out(f"{'bare INSERT + UPDATE by primary key':<58} {bare:>9.0f} {bare_tx:>13}")
+    out(f"{'Supabase Auth challenge + verify, 34 statements':<58} {gotrue:>9.0f} {gotrue_tx:>13}")
     out(f"verified challenges after the run: {verified} (every transaction's code was right)")
+    out(f"Supabase Auth replay: {g_verified} challenges verified, {g_aal2} sessions at aal2, {g_revoked} refresh tokens revoked")
     if verified != ours_tx:
         raise SystemExit(f"expected {ours_tx} verified challenges, found {verified}")
+    if not g_verified == g_aal2 == g_revoked == gotrue_tx:
+        raise SystemExit(f"the replay did not do its work: {gotrue_tx} transactions, {g_verified}/{g_aal2}/{g_revoked}")
     ratio("verify_vs_bare_writes", ours / bare, ">=", 0.7)
+    ratio("verify_vs_gotrue_sql", ours / gotrue, ">=", 2)
     out()
 
 
@@ -438,6 +502,142 @@ def recovery():
     out()
 
 
+# --- 8. Profile -------------------------------------------------------------------------------------
+def wal_per_tx(c, script, n=500):
+    """pg_waldump --stats=record over `n` transactions of `script` (one client, after a warm-up)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".pgbench", delete=False) as f:
+        f.write(script)
+    base = ["pgbench", "-n", "-M", "prepared", "-c", "1", "-f", f.name, "-h", os.environ["PGHOST"],
+            "-p", os.environ["PGPORT"], "-U", os.environ.get("PGUSER", "postgres"), DB]
+    subprocess.run(base + ["-t", "200"], check=True, capture_output=True)
+    start = c.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    subprocess.run(base + ["-t", str(n)], check=True, capture_output=True)
+    end = c.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    os.unlink(f.name)
+    datadir = c.execute("SHOW data_directory").fetchone()[0]
+    bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip()
+    waldump = os.path.join(bindir, "pg_waldump")
+    if not os.path.exists(waldump):
+        waldump = f"/usr/lib/postgresql/{c.info.server_version // 10000}/bin/pg_waldump"
+    r = subprocess.run([waldump, "--stats=record", "-p", os.path.join(datadir, "pg_wal"), "-s", str(start), "-e", str(end)],
+                       capture_output=True, text=True)
+    kinds = {}
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if parts and "/" in parts[0] and parts[0][:1].isupper() and len(parts) > 4:
+            kinds[parts[0]] = int(parts[1]) / n
+    total_bytes = int(c.execute("SELECT %s::pg_lsn - %s::pg_lsn", (end, start)).fetchone()[0])
+    return kinds, total_bytes / n
+
+
+def perf_flat(seconds, sort, where=None, top=14, pid=None, work=None):
+    """A flat `perf` profile (no call graphs) while `work()` runs: the top lines of
+    `perf report --sort <sort>`; None when perf is not usable here."""
+    if subprocess.run(["sh", "-c", "command -v perf"], capture_output=True).returncode != 0:
+        return None
+    data = tempfile.mktemp(suffix=".perf")
+    target = ["-p", str(pid)] if pid else ["-a"]
+    rec = subprocess.Popen(["perf", "record", "-F", "1999", *target, "-o", data, "--", "sleep", str(seconds)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    work()
+    rec.wait()
+    args = ["perf", "report", "-i", data, "--no-children", "--sort", sort, "--stdio", "-g", "none"]
+    if where:
+        args += ["--comm", where]
+    r = subprocess.run(args, capture_output=True, text=True)
+    os.unlink(data)
+    lines = [l.rstrip() for l in r.stdout.splitlines() if l.strip() and not l.startswith("#")]
+    return [re.sub(r"\s+", " ", l).removesuffix(" - -").strip() for l in lines[:top]]
+
+
+TREE = ["create_challenge_v2_wrapper", "verify_challenge_wrapper", "SPI_execute_plan", "standard_ExecutorStart",
+        "ExecInitLockRows", "ExecConstraints", "stringToNode", "ExecInsertIndexTuples", "heap_insert", "heap_update",
+        "heap_lock_tuple", "XLogInsert", "index_getnext_slot", "CommitTransactionCommand",
+        "mfa_auth::secrets::open_stored", "mfa_auth::otp::hotp::verify_totp"]
+
+
+def perf_tree(pid, seconds, work):
+    """Inclusive shares (call graphs from DWARF) of the functions in TREE, sampled on one backend."""
+    data = tempfile.mktemp(suffix=".perf")
+    rec = subprocess.Popen(["perf", "record", "-F", "499", "-p", str(pid), "--call-graph", "dwarf,32768", "-o", data,
+                            "--", "sleep", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    work()
+    rec.wait()
+    r = subprocess.run(["perf", "report", "-i", data, "--children", "--sort", "symbol", "--stdio", "-g", "none"],
+                       capture_output=True, text=True)
+    os.unlink(data)
+    share = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*([0-9.]+)%\s+([0-9.]+)%\s+\[.\]\s+(\S+)", line)
+        if m and m.group(3) in TREE and m.group(3) not in share:
+            share[m.group(3)] = float(m.group(1))
+    return share
+
+
+def profile():
+    seconds = 4 if QUICK else 10
+    out("## 8. Profile: where the flow's time goes, and the floor (perf, pg_waldump)")
+    with connect() as c:
+        fresh_factors(c, 20_000)
+        c.execute("VACUUM ANALYZE auth.mfa_factors")
+        c.execute("CREATE TABLE IF NOT EXISTS bench.bare_challenges (LIKE auth.mfa_challenges INCLUDING ALL)")
+        out("WAL records per transaction (pg_waldump --stats=record over 500 transactions, one client):")
+        ours, ours_b = wal_per_tx(c, FLOW)
+        c.execute("SELECT setval('bench.flow_seq', 1, false)")
+        bare, bare_b = wal_per_tx(c, BARE)
+        out(f"    {'record type':<22} {'ours':>7} {'bare':>7}")
+        for k in sorted(set(ours) | set(bare), key=lambda k: -ours.get(k, 0)):
+            if ours.get(k, 0) >= 0.05 or bare.get(k, 0) >= 0.05:
+                out(f"    {k:<22} {ours.get(k, 0):>7.2f} {bare.get(k, 0):>7.2f}")
+        out(f"    {'total records':<22} {sum(ours.values()):>7.2f} {sum(bare.values()):>7.2f}")
+        out(f"    {'bytes':<22} {ours_b:>7.0f} {bare_b:>7.0f}")
+        c.execute("SELECT setval('bench.flow_seq', 1, false)")
+        c.execute("CHECKPOINT")
+        flat = perf_flat(seconds, "comm,dso", work=lambda: pgbench(FLOW, seconds))
+        if flat is None:
+            out("perf is not available here: no CPU profile")
+            out()
+            return
+        out(f"CPU samples of the whole machine during the flow under pgbench (2 clients, {seconds} s), by process and object:")
+        for l in flat[:10]:
+            out("    " + l)
+        c.execute("SELECT setval('bench.flow_seq', 1, false)")
+        flat = perf_flat(seconds, "dso,symbol", where="postgres", top=25, work=lambda: pgbench(FLOW, seconds))
+        out("the same, postgres processes only, by function (self time):")
+        for l in flat:
+            out("    " + l)
+        pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+        # The flow inside one backend (no client, no network): a procedure running create +
+        # verify and committing each, sampled with call graphs; inclusive shares.
+        c.execute("""CREATE OR REPLACE PROCEDURE bench.flow_loop(a int, z int) LANGUAGE plpgsql AS $$
+            DECLARE r record; cid uuid; BEGIN
+            FOR r IN SELECT * FROM bench.flow_factors WHERE n BETWEEN a AND z ORDER BY n LOOP
+              SELECT challenge_id INTO cid FROM auth.create_challenge(r.factor_id, '127.0.0.1');
+              IF NOT auth.verify_challenge(cid, auth.totp_generate(r.secret), NULL, gen_random_uuid()) THEN
+                RAISE 'wrong code';
+              END IF;
+              COMMIT;
+            END LOOP; END $$""")
+        fresh_factors(c, 20_000)
+        c.execute("VACUUM ANALYZE auth.mfa_factors")
+        c.execute("CALL bench.flow_loop(1, 200)")
+        share = perf_tree(pid, seconds, lambda: c.execute("CALL bench.flow_loop(201, %s)", (6_000 if QUICK else 15_000,)))
+        out("inside the server: create_challenge + verify_challenge + COMMIT in a loop, one backend, inclusive share of its CPU:")
+        for name in TREE:
+            if name in share:
+                out(f"    {share[name]:6.2f}%  {name}")
+        q = ("SELECT count(auth.totp_verify('JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', '000000', now(), 1)) "
+             "FROM generate_series(1, %s) g")
+        c.execute(q, (1000,))  # warm-up
+        flat = perf_flat(seconds, "symbol", pid=pid, top=16, work=lambda: c.execute(q, (500_000 if QUICK else 2_000_000,)))
+        out("auth.totp_verify (wrong code, window 1: 3 HMAC-SHA-1), one backend, by function (self time):")
+        for l in flat:
+            out("    " + l)
+    out()
+
+
 def main():
     version = setup()
     cpus = os.cpu_count()
@@ -454,6 +654,7 @@ def main():
     if "--only-flow" not in sys.argv: memory()
     if "--only-flow" not in sys.argv or "--webauthn" in sys.argv: webauthn()
     if "--only-flow" not in sys.argv or "--recovery" in sys.argv: recovery()
+    if "--only-flow" not in sys.argv or "--profile" in sys.argv: profile()
     out(f"total bench time: {time.perf_counter() - t0:.0f} s")
     if not QUICK:
         with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
