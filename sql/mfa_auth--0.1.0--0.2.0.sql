@@ -28,7 +28,14 @@
 --    auth.verify_recovery_code, auth.recovery_codes_status, auth.delete_recovery_codes and the
 --    self-service auth.generate_my_recovery_codes, auth.mfa_verify_recovery_code,
 --    auth.my_recovery_codes_status.
--- 5. Closed by default: EXECUTE on every routine of auth revoked from PUBLIC and granted back
+-- 5. Verification cost: auth.mfa_factors' four single-column CHECK constraints (algorithm,
+--    digits, period, failed_attempts) become domains of the same names (a domain's rule is
+--    planned once per backend and checked only when its column is assigned; a table CHECK is
+--    re-read and re-planned by every INSERT or UPDATE), and the table gets fillfactor 80 (room
+--    for HOT updates: challenges and verifications update the factor's row). The column type
+--    change rewrites auth.mfa_factors and its indexes once, under an ACCESS EXCLUSIVE lock
+--    (one row per factor: seconds for a million factors).
+-- 6. Closed by default: EXECUTE on every routine of auth revoked from PUBLIC and granted back
 --    by name to the stateless, session and self-service functions only (as sql/grants.sql).
 --    Always the last part: it covers every function the parts before it create.
 --
@@ -336,7 +343,33 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM auth.recovery_codes_status(auth.uid()) $$;
 
--- 5. Closed by default (the same statements as sql/grants.sql) --------------------------------
+-- 5. Verification cost -----------------------------------------------------------------------
+
+CREATE DOMAIN auth.mfa_totp_algorithm AS text
+    CONSTRAINT mfa_factors_totp_algorithm_check CHECK (VALUE IN ('SHA1', 'SHA256', 'SHA512'));
+CREATE DOMAIN auth.mfa_totp_digits AS integer
+    CONSTRAINT mfa_factors_totp_digits_check CHECK (VALUE BETWEEN 6 AND 10);
+CREATE DOMAIN auth.mfa_totp_period AS integer
+    CONSTRAINT mfa_factors_totp_period_check CHECK (VALUE >= 1);
+CREATE DOMAIN auth.mfa_attempt_count AS integer
+    CONSTRAINT mfa_factors_failed_attempts_check CHECK (VALUE >= 0);
+
+ALTER TABLE auth.mfa_factors
+    DROP CONSTRAINT mfa_factors_totp_algorithm_check,
+    DROP CONSTRAINT mfa_factors_totp_digits_check,
+    DROP CONSTRAINT mfa_factors_totp_period_check,
+    DROP CONSTRAINT mfa_factors_failed_attempts_check,
+    ALTER COLUMN totp_algorithm TYPE auth.mfa_totp_algorithm,
+    ALTER COLUMN totp_algorithm SET DEFAULT 'SHA1',
+    ALTER COLUMN totp_digits TYPE auth.mfa_totp_digits,
+    ALTER COLUMN totp_digits SET DEFAULT 6,
+    ALTER COLUMN totp_period TYPE auth.mfa_totp_period,
+    ALTER COLUMN totp_period SET DEFAULT 30,
+    ALTER COLUMN failed_attempts TYPE auth.mfa_attempt_count,
+    ALTER COLUMN failed_attempts SET DEFAULT 0,
+    SET (fillfactor = 80);
+
+-- 6. Closed by default (the same statements as sql/grants.sql) --------------------------------
 
 REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA auth FROM PUBLIC;
 

@@ -84,6 +84,25 @@ const INSERT_CHALLENGE: Stmt = Stmt {
     args: &[pg_sys::UUIDOID, pg_sys::INETOID, pg_sys::TEXTOID, pg_sys::INT4OID, pg_sys::UUIDOID, pg_sys::TEXTOID],
 };
 
+/// A TOTP challenge in one statement: a TOTP factor has nothing to issue, so the factor's row
+/// is locked by the update of its `last_challenged_at` (no separate `FOR UPDATE` read) and the
+/// challenge inserted from it. No row when the factor is missing, not TOTP or locked: the
+/// general path then decides, and raises, under its own lock. Only 0.1.0's columns.
+const CREATE_TOTP_CHALLENGE: Stmt = Stmt {
+    sql: "WITH f AS (
+              UPDATE auth.mfa_factors SET last_challenged_at = pg_catalog.clock_timestamp()
+               WHERE id = $1 AND factor_type OPERATOR(pg_catalog.=) 'totp'
+                 AND (locked_until IS NULL OR locked_until <= pg_catalog.clock_timestamp())
+              RETURNING id, last_challenged_at
+          ), c AS (
+              INSERT INTO auth.mfa_challenges (id, factor_id, created_at, ip_address)
+              SELECT $3, f.id, f.last_challenged_at, COALESCE($2, pg_catalog.inet_client_addr(), '::1'::inet) FROM f
+              RETURNING id, created_at
+          )
+          SELECT id, created_at + pg_catalog.make_interval(secs => $4) FROM c",
+    args: &[pg_sys::UUIDOID, pg_sys::INETOID, pg_sys::UUIDOID, pg_sys::INT4OID],
+};
+
 /// Everything a verification decides on, with both rows locked. `$2` is the
 /// challenge expiry in seconds, `$3` the caller's IP address (or NULL). The columns are
 /// read by name into [`Locked`].
@@ -95,13 +114,15 @@ macro_rules! verify_lookup {
         concat!(
             "SELECT c.id AS challenge_id, f.id AS factor_id, f.user_id, f.factor_type::text AS factor_type,
                     f.status OPERATOR(pg_catalog.=) 'verified' AS factor_verified,
-                    f.secret, f.totp_algorithm, f.totp_digits, f.totp_period, f.last_totp_step,
+                    f.secret, f.totp_algorithm::pg_catalog.text AS totp_algorithm,
+                    f.totp_digits::pg_catalog.int4 AS totp_digits, f.totp_period::pg_catalog.int4 AS totp_period,
+                    f.last_totp_step,
                     f.locked_until > pg_catalog.clock_timestamp() AS locked,
                     c.verified_at IS NOT NULL AS challenge_verified,
                     c.created_at <= pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2) AS expired,
                     ($3::inet IS NOT NULL AND c.ip_address IS DISTINCT FROM $3::inet) AS ip_mismatch,
                     c.otp_code,
-                    f.failed_attempts,
+                    f.failed_attempts::pg_catalog.int4 AS failed_attempts,
                     f.locked_until IS NOT NULL AS lock_ran_out,
                     c.web_authn_session_data::text AS web_authn_session_data, ",
             $credential,
@@ -320,6 +341,19 @@ pub struct Created {
 /// Creates a challenge (see create_challenge). `ip_address` NULL: the client's address,
 /// or ::1 for a Unix-socket connection.
 pub fn create(client: &mut SpiClient<'_>, factor_id: pgrx::Uuid, ip_address: Option<pgrx::Inet>) -> Created {
+    if !attempt_limits::locked(factor_id.as_bytes()) {
+        let c = run(
+            client,
+            &CREATE_TOTP_CHALLENGE,
+            &[factor_id.into(), ip_address.clone().into(), ids::uuid_v7().into(), guc::CHALLENGE_EXPIRY.get().into()],
+        );
+        if !c.is_empty() {
+            let c = c.first();
+            let id: pgrx::Uuid = c.get(1).or_raise().expect("RETURNING id");
+            let expires: TimestampWithTimeZone = c.get(2).or_raise().expect("RETURNING expires_at");
+            return Created { id, expires, code: None, webauthn: None };
+        }
+    }
     let f = run(
         client,
         for_schema(&LOCK_FACTOR, &LOCK_FACTOR_0_1),

@@ -32,7 +32,8 @@ SELECT line FROM (
   SELECT format('view %s: %s', c.relname, pg_get_viewdef(c.oid))
     FROM pg_class c WHERE c.relnamespace = 'auth'::regnamespace AND c.relkind IN ('v', 'm')
   UNION ALL
-  SELECT format('type %s kind=%s labels=%s acl=%s', t.typname, t.typtype,
+  SELECT format('type %s kind=%s base=%s labels=%s acl=%s', t.typname, t.typtype,
+                CASE WHEN t.typbasetype <> 0 THEN format_type(t.typbasetype, t.typtypmod) ELSE '' END,
                 coalesce((SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), ''),
                 coalesce(t.typacl::text, 'default'))
     FROM pg_type t WHERE t.typnamespace = 'auth'::regnamespace AND t.typtype IN ('e', 'c', 'd', 'b') AND t.typrelid = 0
