@@ -12,6 +12,9 @@ SELECT challenge_id, code IS NULL AS totp_has_no_code,
        expires_at - clock_timestamp() BETWEEN interval '299 seconds' AND interval '300 seconds' AS expires_in_5_min
   FROM auth.create_challenge(:'factor_id', '10.0.0.1') \gset
 SELECT :'totp_has_no_code' AS totp_has_no_code, :'expires_in_5_min' AS expires_in_5_min;
+-- The factor's last_challenged_at is the challenge's created_at (one statement writes both).
+SELECT f.last_challenged_at = c.created_at AS stamped, c.ip_address, c.otp_code IS NULL AS no_code_hash
+  FROM auth.mfa_challenges c JOIN auth.mfa_factors f ON f.id = c.factor_id WHERE c.id = :'challenge_id';
 -- A wrong code: false, and counted.
 SELECT auth.verify_challenge(:'challenge_id', '000000') AS wrong;
 SELECT failed_attempts FROM auth.mfa_factors WHERE id = :'factor_id';
@@ -89,6 +92,8 @@ SELECT factor_id AS lf, secret AS ls FROM auth.enroll_totp('00000000-0000-0000-0
 SELECT challenge_id AS lc FROM auth.create_challenge(:'lf', '::1') \gset
 SELECT auth.verify_challenge(:'lc', '000000') FROM generate_series(1, 5);
 SELECT failed_attempts, locked_until > now() AS locked FROM auth.mfa_factors WHERE id = :'lf';
+-- A locked factor gets no new challenge either.
+SELECT public.sqlstate_of(format($$SELECT auth.create_challenge(%L, '::1')$$, :'lf')) AS create_while_locked;
 SELECT public.sqlstate_of(format($$SELECT auth.verify_challenge(%L, %L)$$, :'lc', auth.totp_generate(:'ls')));
 -- When the lock has run out, the right code is accepted and the count resets.
 SELECT pg_sleep(1.1);
