@@ -239,17 +239,30 @@ const LOOKUP_FACTOR_0_1: Stmt = Stmt {
 /// step and a clean failure count), and when a session is given its AMR claim is
 /// recorded (upsert) together with the factor behind it. A phone factor's other open
 /// challenges are closed (deleted): their codes were sent, and must not stay usable.
+/// The factor-claim link is inserted only when missing, without ON CONFLICT: its key holds
+/// the factor, whose row this transaction has locked, so no other verification can be
+/// adding the same link meanwhile (and a speculative insertion costs a WAL record more).
+/// TOTP has its own statement, without the phone and WebAuthn parts (each part is executor
+/// state to build on every call).
 macro_rules! succeed {
     ($webauthn_columns:literal) => {
+        succeed!(
+            ", closed AS (
+              DELETE FROM auth.mfa_challenges
+               WHERE factor_id = $2 AND id <> $1 AND verified_at IS NULL AND $5 = 'mfa/phone'
+          )",
+            $webauthn_columns
+        )
+    };
+    ($closed:literal, $webauthn_columns:literal) => {
         Stmt {
             sql: concat!(
                 "WITH c AS (
               UPDATE auth.mfa_challenges SET verified_at = pg_catalog.clock_timestamp()
                WHERE id = $1 RETURNING verified_at
-          ), closed AS (
-              DELETE FROM auth.mfa_challenges
-               WHERE factor_id = $2 AND id <> $1 AND verified_at IS NULL AND $5 = 'mfa/phone'
-          ), f AS (
+          )",
+                $closed,
+                ", f AS (
               UPDATE auth.mfa_factors
                  SET status = 'verified', last_totp_step = COALESCE($3, last_totp_step),
                      failed_attempts = 0, locked_until = NULL, updated_at = (SELECT verified_at FROM c),
@@ -264,8 +277,10 @@ macro_rules! succeed {
               RETURNING a.session_id
           )
           INSERT INTO auth.mfa_amr_claim_factors (session_id, authentication_method, factor_id)
-          SELECT session_id, $5, $2 FROM claim
-          ON CONFLICT DO NOTHING"
+          SELECT claim.session_id, $5, $2 FROM claim
+           WHERE NOT EXISTS (SELECT FROM auth.mfa_amr_claim_factors l
+                              WHERE l.factor_id = $2 AND l.session_id = claim.session_id
+                                AND l.authentication_method = $5)"
             ),
             args: &[
                 pg_sys::UUIDOID,
@@ -286,6 +301,8 @@ const SUCCEED: Stmt = succeed!(
 );
 /// 0.1.0's tables: no WebAuthn columns (nor factors), `$8` unused.
 const SUCCEED_0_1: Stmt = succeed!("");
+/// TOTP, on either schema: `$8` unused.
+const SUCCEED_TOTP: Stmt = succeed!("", "");
 
 /// Failure: the count decided by attempt_limits (`$2`), the lock when it reached the
 /// limit (`$3`, for `$4` seconds), and the secret re-sealed with the current key (`$5`).
@@ -535,7 +552,8 @@ fn record_success(client: &mut SpiClient<'_>, row: &Locked, checked: &Checked, s
         checked.resealed.clone().into(),
         checked.credential.clone().into(),
     ];
-    run(client, for_schema(&SUCCEED, &SUCCEED_0_1), &args);
+    let stmt = if row.factor_type == FactorType::Totp { &SUCCEED_TOTP } else { for_schema(&SUCCEED, &SUCCEED_0_1) };
+    run(client, stmt, &args);
     attempt_limits::clear(row.factor_id.as_bytes());
     crate::session::claims_changed();
 }

@@ -133,9 +133,29 @@ pub fn decode(text: &str) -> Result<Vec<u8>, Base32Error> {
     if text.len() > super::limits::SECRET_TEXT {
         return Err(Base32Error::TooLong);
     }
+    let bytes = text.as_bytes();
     let mut bits = Bits::new(text.len());
+    // Whole groups of 8 symbols (40 bits, 5 bytes) at a time while they are plain symbols:
+    // a secret as generated is nothing else. The first group with anything else (a
+    // separator, padding, a bad byte) and the rest go through the loop below.
+    let mut done = 0;
+    for group in bytes.chunks_exact(8) {
+        let mut acc = 0u64;
+        let mut plain = true;
+        for &b in group {
+            let v = LUT[b as usize];
+            plain &= v < 32;
+            acc = (acc << 5) | u64::from(v & 31);
+        }
+        if !plain {
+            break;
+        }
+        bits.out.extend_from_slice(&acc.to_be_bytes()[3..]);
+        bits.symbols += 8;
+        done += 8;
+    }
     let mut padded = false;
-    for &b in text.as_bytes() {
+    for &b in &bytes[done..] {
         let v = LUT[b as usize];
         if v < 32 {
             if padded {

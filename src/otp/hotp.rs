@@ -275,6 +275,10 @@ impl Code {
         }
         Code { buf, len: digits as usize }
     }
+    /// The code as a number (its digits, leading zeros included, are its value).
+    fn value(&self) -> u64 {
+        self.buf[..self.len].iter().fold(0u64, |v, b| v * 10 + u64::from(b - b'0'))
+    }
     pub fn as_str(&self) -> &str {
         // Only ASCII digits are ever written.
         std::str::from_utf8(&self.buf[..self.len]).expect("ASCII digits")
@@ -333,7 +337,7 @@ pub fn verify_totp(
         return Ok(None);
     };
     // Compare as numbers: a code of `digits` digits is its value (leading zeros included).
-    let given: u64 = given.as_str().bytes().fold(0u64, |v, b| v * 10 + u64::from(b - b'0'));
+    let given = given.value();
     let mac = KeyedMac::new(params.algorithm, key);
     let m = modulus(params.digits);
 
