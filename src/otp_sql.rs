@@ -15,7 +15,7 @@ fn totp_generate(
     period: default!(Option<i32>, 30),
     algorithm: default!(Option<&str>, "'SHA1'"),
 ) -> String {
-    let key = base32::decode(required(secret, "secret")).or_raise();
+    let key = base32::decode_key(required(secret, "secret")).or_raise();
     let params = otp_params(digits, period, algorithm);
     let t = unix_seconds(required(at, "at"), "at");
     hotp::totp(&key, t, &params).or_raise().as_str().to_owned()
@@ -32,7 +32,7 @@ fn totp_verify(
     period: default!(Option<i32>, 30),
     algorithm: default!(Option<&str>, "'SHA1'"),
 ) -> Option<i64> {
-    let key = base32::decode(required(secret, "secret")).or_raise();
+    let key = base32::decode_key(required(secret, "secret")).or_raise();
     let code = required(code, "code");
     let window = hotp::check_window(i64::from(required(window, "window"))).or_raise();
     let params = otp_params(digits, period, algorithm);
@@ -50,7 +50,7 @@ fn hotp_generate(
     digits: default!(Option<i32>, 6),
     algorithm: default!(Option<&str>, "'SHA1'"),
 ) -> String {
-    let key = base32::decode(required(secret, "secret")).or_raise();
+    let key = base32::decode_key(required(secret, "secret")).or_raise();
     let counter = required(counter, "counter");
     let counter = u64::try_from(counter)
         .map_err(|_| MfaError::invalid("counter", format!("must not be negative, got {counter}")))

@@ -13,7 +13,7 @@ pub fn check(row: &Locked, code: &str) -> Checked {
     // A key problem is an error, never a wrong code.
     let (secret, resealed) = secrets::open_stored(&row.factor_id, stored);
     let algorithm = Algorithm::parse(&row.totp_algorithm).or_raise();
-    let key = base32::decode(&secret).or_raise();
+    let key = base32::decode_key(&secret).or_raise();
     let params = OtpParams::new(algorithm, i64::from(row.totp_digits), i64::from(row.totp_period)).or_raise();
     let window = u32::try_from(guc::TOTP_WINDOW.get()).unwrap_or(1);
     let matched = verify_totp(&key, code, clock::now_us() / 1_000_000, window, &params).or_raise();

@@ -86,9 +86,60 @@ const LUT: [u8; 256] = {
     t
 };
 
+/// Decoded bytes: on the stack when they fit in 64 (every secret an authenticator app
+/// makes), else on the heap. A TOTP check decodes its secret on every call.
+pub enum Decoded {
+    Inline([u8; 64], usize),
+    Heap(Vec<u8>),
+}
+
+impl Decoded {
+    fn with_capacity(n: usize) -> Self {
+        if n <= 64 {
+            Decoded::Inline([0; 64], 0)
+        } else {
+            Decoded::Heap(Vec::with_capacity(n))
+        }
+    }
+
+    #[inline]
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        match self {
+            Decoded::Inline(buf, len) if *len + bytes.len() <= 64 => {
+                buf[*len..*len + bytes.len()].copy_from_slice(bytes);
+                *len += bytes.len();
+            }
+            Decoded::Inline(buf, len) => {
+                let mut v = Vec::with_capacity(*len + bytes.len());
+                v.extend_from_slice(&buf[..*len]);
+                v.extend_from_slice(bytes);
+                *self = Decoded::Heap(v);
+            }
+            Decoded::Heap(v) => v.extend_from_slice(bytes),
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            Decoded::Inline(buf, len) => buf[..len].to_vec(),
+            Decoded::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::Deref for Decoded {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Decoded::Inline(buf, len) => &buf[..*len],
+            Decoded::Heap(v) => v,
+        }
+    }
+}
+
 /// Collects 5-bit symbols into bytes; shared by both decoding paths.
 struct Bits {
-    out: Vec<u8>,
+    out: Decoded,
     buffer: u64,
     bits: u32,
     symbols: usize,
@@ -96,7 +147,7 @@ struct Bits {
 
 impl Bits {
     fn new(capacity_hint: usize) -> Self {
-        Bits { out: Vec::with_capacity(capacity_hint * 5 / 8 + 1), buffer: 0, bits: 0, symbols: 0 }
+        Bits { out: Decoded::with_capacity(capacity_hint * 5 / 8 + 1), buffer: 0, bits: 0, symbols: 0 }
     }
 
     #[inline]
@@ -106,13 +157,13 @@ impl Bits {
         self.symbols += 1;
         if self.bits >= 8 {
             self.bits -= 8;
-            self.out.push((self.buffer >> self.bits) as u8);
+            self.out.extend_from_slice(&[(self.buffer >> self.bits) as u8]);
             self.buffer &= (1u64 << self.bits) - 1;
         }
     }
 
     /// The bytes, if the symbol count can encode a whole number of them.
-    fn finish(self) -> Result<Vec<u8>, Base32Error> {
+    fn finish(self) -> Result<Decoded, Base32Error> {
         if self.symbols == 0 {
             return Err(Base32Error::Empty);
         }
@@ -130,6 +181,11 @@ impl Bits {
 /// the input is invalid is it decoded again character by character, to say which
 /// character and where.
 pub fn decode(text: &str) -> Result<Vec<u8>, Base32Error> {
+    decode_key(text).map(Decoded::into_vec)
+}
+
+/// [`decode`], without a heap allocation for up to 64 bytes.
+pub fn decode_key(text: &str) -> Result<Decoded, Base32Error> {
     if text.len() > super::limits::SECRET_TEXT {
         return Err(Base32Error::TooLong);
     }
@@ -172,7 +228,7 @@ pub fn decode(text: &str) -> Result<Vec<u8>, Base32Error> {
 }
 
 /// The character-by-character decoder, for precise errors.
-fn decode_slow(text: &str) -> Result<Vec<u8>, Base32Error> {
+fn decode_slow(text: &str) -> Result<Decoded, Base32Error> {
     let mut bits = Bits::new(text.len());
     let mut padding_at: Option<usize> = None;
     for (i, c) in text.chars().enumerate() {
@@ -214,6 +270,21 @@ pub fn encode(data: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn decode_key_inline_and_on_the_heap() {
+        // Up to 64 bytes on the stack, more on the heap; separators force the symbol-by-symbol
+        // loop across the 64-byte boundary too.
+        for len in 1..=100usize {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
+            let text = encode(&data);
+            assert_eq!(&decode_key(&text).unwrap()[..], &data[..], "len {len}");
+            let spaced: String = text.chars().flat_map(|c| [c, ' ']).collect();
+            assert_eq!(&decode_key(&spaced).unwrap()[..], &data[..], "spaced, len {len}");
+            assert_eq!(matches!(decode_key(&text).unwrap(), Decoded::Inline(..)), len <= 64 && text.len() * 5 / 8 < 64);
+        }
+    }
+
     use super::*;
 
     #[test]
@@ -272,7 +343,7 @@ mod tests {
                 y = y.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 s.push_str(pieces[(y >> 33) as usize % pieces.len()]);
             }
-            assert_eq!(decode(&s), decode_slow(&s), "{s:?}");
+            assert_eq!(decode(&s), decode_slow(&s).map(Decoded::into_vec), "{s:?}");
         }
     }
 
