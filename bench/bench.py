@@ -18,6 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DB = "mfa_auth_bench"
 RESULTS = []   # RATIO lines
 REPORT = []    # everything printed, for RESULTS.md
+MISSED = {}    # goal name -> why it is not reached, from this run's own figures
 
 
 def out(line=""):
@@ -76,6 +77,13 @@ def stateless():
         out(f"{name:<28} {us:>9.3f}")
     ratio("totp_vs_plpgsql", best["plpgsql over pgcrypto"] / best["auth.totp_verify"], ">=", 30)
     ratio("totp_vs_one_pgcrypto_hmac", best["auth.totp_verify"] / best["one pgcrypto hmac()"], "<=", 0.5)
+    if best["auth.totp_verify"] / best["one pgcrypto hmac()"] > 0.5:
+        MISSED["totp_vs_one_pgcrypto_hmac"] = (
+            f"auth.totp_verify takes {best['auth.totp_verify']:.3f} us, one pgcrypto hmac() {best['one pgcrypto hmac()']:.3f} us, "
+            f"and the query's loop alone {best['empty loop (reference)']:.3f} us of each. A check of window 1 needs 8 SHA-1 "
+            "compressions (the key's inner and outer pads once, then 2 per step for 3 steps), one hmac() 4; "
+            "section 8 gives their share of the call (SHA-NI compression, the floor of the work) and what else "
+            f"remains (the pgrx call wrapper, decoding the base32 secret). The goal needs <= {best['one pgcrypto hmac()'] / 2:.3f} us.")
     out()
 
 
@@ -260,6 +268,14 @@ def flow():
         raise SystemExit(f"the replay did not do its work: {txs['gotrue']} transactions, {g_verified}/{g_aal2}/{g_revoked}")
     out(f"ours / floor {med['ours'] / med['floor']:.2f}; floor / bare {med['floor'] / med['bare']:.2f}")
     ratio("verify_vs_bare_writes", med["ours"] / med["bare"], ">=", 0.7)
+    if med["ours"] / med["bare"] < 0.7:
+        MISSED["verify_vs_bare_writes"] = (
+            f"the writes the flow must make, as plain SQL with no check, no row lock and no crypto (FLOOR), reach "
+            f"{med['floor'] / med['bare']:.2f} of the bare transaction's TPS, and ours is {med['ours'] / med['floor']:.2f} of that "
+            f"floor: 0.7 would need ours at {0.7 / (med['floor'] / med['bare']):.2f} of the floor. What ours adds to the floor is "
+            "in section 8: the two row locks that make a verification safe against a concurrent one (Heap/LOCK), the "
+            "claim's upsert (HEAP_CONFIRM), the look-up statement, the refusal checks, opening the sealed secret and the "
+            "SECURITY DEFINER calls.")
     ratio("verify_vs_gotrue_sql", med["ours"] / med["gotrue"], ">=", 2)
     out()
 
@@ -505,6 +521,12 @@ def webauthn():
     out(f"{'auth.verify_webauthn (ES256 assertion, session)':<50} {wa[0]:>4}/{wa[1]:<4} {wa[2]:>8.3f} {wa[3]:>8.3f}")
     out(f"{'auth.verify_challenge (TOTP right code, session)':<50} {tf[0]:>4}/{tf[1]:<4} {tf[2]:>8.3f} {tf[3]:>8.3f}")
     ratio("webauthn_verify_ms", wa[2], "<=", 0.3)
+    ecdsa = next((l.split()[-1] for l in core.stdout.splitlines() if "ECDSA" in l), "?")
+    if wa[2] > 0.3:
+        MISSED["webauthn_verify_ms"] = (
+            f"the pure-Rust core spends {ecdsa} us on one assertion (micro-benchmark in section 6), nearly all of it in "
+            f"the P-256 ECDSA verification; and the TOTP verify_challenge, timed the same way with no public-key "
+            f"crypto at all, takes {tf[2]:.3f} ms: the shared write path (look-up, locks, claim) alone is above 0.3 ms.")
     out()
 
 
@@ -610,20 +632,25 @@ def profile():
     seconds = 4 if QUICK else 10
     out("## 8. Profile: where the flow's time goes, and the floor (perf, pg_waldump)")
     with connect() as c:
-        fresh_factors(c, 20_000)
+        # Every run below works on factors no run has used: a factor verified twice within one
+        # 30-second step would be refused (its step is used up) and measure the failure path.
+        fresh_factors(c, 5_000)
         c.execute("VACUUM ANALYZE auth.mfa_factors")
         c.execute("CREATE TABLE IF NOT EXISTS bench.bare_challenges (LIKE auth.mfa_challenges INCLUDING ALL)")
+        c.execute("CREATE SEQUENCE IF NOT EXISTS bench.bare_seq")
+        c.execute("SELECT setval('bench.bare_seq', 1, false)")
         out("WAL records per transaction (pg_waldump --stats=record over 500 transactions, one client):")
-        ours, ours_b = wal_per_tx(c, FLOW)
-        c.execute("SELECT setval('bench.flow_seq', 1, false)")
-        bare, bare_b = wal_per_tx(c, BARE)
-        out(f"    {'record type':<22} {'ours':>7} {'bare':>7}")
-        for k in sorted(set(ours) | set(bare), key=lambda k: -ours.get(k, 0)):
-            if ours.get(k, 0) >= 0.05 or bare.get(k, 0) >= 0.05:
-                out(f"    {k:<22} {ours.get(k, 0):>7.2f} {bare.get(k, 0):>7.2f}")
-        out(f"    {'total records':<22} {sum(ours.values()):>7.2f} {sum(bare.values()):>7.2f}")
-        out(f"    {'bytes':<22} {ours_b:>7.0f} {bare_b:>7.0f}")
-        c.execute("SELECT setval('bench.flow_seq', 1, false)")
+        wal = {"ours": wal_per_tx(c, FLOW), "floor": wal_per_tx(c, FLOOR),
+               "bare": wal_per_tx(c, BARE.replace("bench.flow_seq", "bench.bare_seq"))}
+        out(f"    {'record type':<22} " + " ".join(f"{k:>7}" for k in wal))
+        kinds = sorted({k for w, _ in wal.values() for k in w}, key=lambda k: -wal["ours"][0].get(k, 0))
+        for k in kinds:
+            if any(w.get(k, 0) >= 0.05 for w, _ in wal.values()):
+                out(f"    {k:<22} " + " ".join(f"{w.get(k, 0):>7.2f}" for w, _ in wal.values()))
+        out(f"    {'total records':<22} " + " ".join(f"{sum(w.values()):>7.2f}" for w, _ in wal.values()))
+        out(f"    {'bytes':<22} " + " ".join(f"{b:>7.0f}" for _, b in wal.values()))
+        n_flow = (3_000 if QUICK else 2_500) * seconds
+        fresh_factors(c, n_flow)
         c.execute("CHECKPOINT")
         flat = perf_flat(seconds, "comm,dso", work=lambda: pgbench(FLOW, seconds))
         if flat is None:
@@ -633,7 +660,7 @@ def profile():
         out(f"CPU samples of the whole machine during the flow under pgbench (2 clients, {seconds} s), by process and object:")
         for l in flat[:10]:
             out("    " + l)
-        c.execute("SELECT setval('bench.flow_seq', 1, false)")
+        fresh_factors(c, n_flow)
         flat = perf_flat(seconds, "dso,symbol", where="postgres", top=25, work=lambda: pgbench(FLOW, seconds))
         out("the same, postgres processes only, by function (self time):")
         for l in flat:
@@ -661,10 +688,18 @@ def profile():
         q = ("SELECT count(auth.totp_verify('JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', '000000', now(), 1)) "
              "FROM generate_series(1, %s) g")
         c.execute(q, (1000,))  # warm-up
-        flat = perf_flat(seconds, "symbol", pid=pid, top=16, work=lambda: c.execute(q, (500_000 if QUICK else 2_000_000,)))
+        calls = 500_000 if QUICK else 2_000_000
+        took = []
+        flat = perf_flat(seconds, "symbol", pid=pid, top=16, work=lambda: took.append(timed(c, q, (calls,))))
         out("auth.totp_verify (wrong code, window 1: 3 HMAC-SHA-1), one backend, by function (self time):")
         for l in flat:
             out("    " + l)
+        us = took[0] / calls * 1e6
+        sha = sum(float(l.split("%")[0]) for l in flat if "sha1::" in l)
+        empty = min(timed(c, "SELECT count(g) FROM generate_series(1, %s) g", (calls,)) for _ in range(3)) / calls * 1e6
+        out(f"per call {us:.3f} us while sampled; SHA-1 compression {sha:.1f}% of it = {us * sha / 100:.3f} us for 8 "
+            f"compressions (2 for the key's inner and outer pads, 2 per step for 3 steps; one pgcrypto hmac() needs 4); "
+            f"the query's own loop (generate_series + count) {empty:.3f} us")
     out()
 
 
@@ -686,11 +721,17 @@ def main():
     if "--only-flow" not in sys.argv or "--recovery" in sys.argv: recovery()
     if "--only-flow" not in sys.argv or "--profile" in sys.argv: profile()
     out(f"total bench time: {time.perf_counter() - t0:.0f} s")
+    for name, why in MISSED.items():
+        print(f"not reached: {name}: {why}")
     if not QUICK:
         with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
             f.write("Written by `bench/run` (full size); do not edit by hand.\n\n```\n")
             f.write("\n".join(REPORT) + "\n```\n\n")
             f.write("\n".join(RESULTS) + "\n")
+            if MISSED:
+                f.write("\n## Goals not reached in this run, and why (from its own figures)\n\n")
+                for name, why in MISSED.items():
+                    f.write(f"- `{name}`: {why}\n")
 
 
 if __name__ == "__main__":

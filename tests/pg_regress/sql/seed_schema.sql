@@ -40,3 +40,24 @@ SELECT t.typname, string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) AS label
 
 -- pg_dump keeps users' MFA data: every table is an extension configuration table.
 SELECT extconfig::regclass[] AS config_tables FROM pg_catalog.pg_extension WHERE extname = 'mfa_auth';
+
+-- auth.mfa_factors' rules hold for direct writes too: the single-column ones as domains
+-- (checked when the column is assigned), the ones that tie columns together as CHECKs.
+SELECT t.typname, pg_catalog.format_type(t.typbasetype, t.typtypmod) AS base,
+       pg_catalog.pg_get_constraintdef(c.oid) AS rule
+  FROM pg_catalog.pg_type t JOIN pg_catalog.pg_constraint c ON c.contypid = t.oid
+ WHERE t.typnamespace = 'auth'::regnamespace ORDER BY t.typname;
+SELECT reloptions FROM pg_catalog.pg_class WHERE oid = 'auth.mfa_factors'::regclass;
+BEGIN;
+INSERT INTO auth.mfa_factors (id, user_id, factor_type, secret, status)
+VALUES ('00000000-0000-0000-0000-0000000d0001', gen_random_uuid(), 'totp', 'JBSWY3DPEHPK3PXP', 'verified');
+SELECT public.sqlstate_of(s) AS refused FROM unnest(ARRAY[
+  $$INSERT INTO auth.mfa_factors (user_id, factor_type, secret, totp_digits) VALUES (gen_random_uuid(), 'totp', 'JBSWY3DPEHPK3PXP', 5)$$,
+  $$UPDATE auth.mfa_factors SET totp_algorithm = 'MD5' WHERE id = '00000000-0000-0000-0000-0000000d0001'$$,
+  $$UPDATE auth.mfa_factors SET totp_period = 0 WHERE id = '00000000-0000-0000-0000-0000000d0001'$$,
+  $$UPDATE auth.mfa_factors SET failed_attempts = failed_attempts - 1 WHERE id = '00000000-0000-0000-0000-0000000d0001'$$,
+  $$UPDATE auth.mfa_factors SET secret = NULL WHERE id = '00000000-0000-0000-0000-0000000d0001'$$,
+  $$INSERT INTO auth.mfa_factors (user_id, factor_type) VALUES (gen_random_uuid(), 'phone')$$,
+  $$INSERT INTO auth.mfa_factors (user_id, factor_type, status) VALUES (gen_random_uuid(), 'webauthn', 'verified')$$
+]) s;
+ROLLBACK;
