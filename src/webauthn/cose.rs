@@ -38,13 +38,15 @@ impl PublicKey {
     /// RSASSA-PKCS1-v1_5 with SHA-256. A malformed signature is simply not valid.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {
-            PublicKey::Es256(key) => {
-                use p256::ecdsa::signature::Verifier;
-                match p256::ecdsa::Signature::from_der(signature) {
-                    Ok(sig) => key.verify(message, &sig).is_ok(),
-                    Err(_) => false,
+            PublicKey::Es256(key) => match p256::ecdsa::Signature::from_der(signature) {
+                Ok(sig) => {
+                    use sha2::Digest;
+                    let z = p256::FieldBytes::clone_from_slice(sha2::Sha256::digest(message).as_slice());
+                    let q = p256::ProjectivePoint::from(*key.as_affine());
+                    super::p256_vartime::verify_prehashed(&q, &z, &sig)
                 }
-            }
+                Err(_) => false,
+            },
             PublicKey::Ed25519(key) => match ed25519_dalek::Signature::from_slice(signature) {
                 Ok(sig) => key.verify_strict(message, &sig).is_ok(),
                 Err(_) => false,

@@ -18,6 +18,7 @@
 pub mod authdata;
 pub mod ceremony;
 pub mod cose;
+pub mod p256_vartime;
 
 #[cfg(test)]
 mod tests;
