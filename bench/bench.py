@@ -308,7 +308,10 @@ def load(c, size):
                    FROM generate_series(1, %s) g""", (factors,))
     c.execute("SET session_replication_role = DEFAULT")
     c.execute("SELECT auth.rotate_secrets()")  # sealed, as enrollment stores them
-    c.execute("ANALYZE auth.mfa_factors; ANALYZE auth.mfa_challenges; ANALYZE auth.mfa_amr_claims")
+    # Vacuumed, as a table of that size is in a running system: otherwise autovacuum's first
+    # pass over the freshly loaded rows (an insert-triggered vacuum) runs during the measurement.
+    for table in ("auth.mfa_factors", "auth.mfa_challenges", "auth.mfa_amr_claims"):
+        c.execute(f"VACUUM ANALYZE {table}")
     return time.perf_counter() - t
 
 
@@ -528,14 +531,17 @@ def webauthn():
     out(f"{'auth.verify_webauthn (ES256 assertion, session)':<50} {wa[0]:>4}/{wa[1]:<4} {wa[2]:>8.3f} {wa[3]:>8.3f}")
     out(f"{'auth.verify_challenge (TOTP right code, session)':<50} {tf[0]:>4}/{tf[1]:<4} {tf[2]:>8.3f} {tf[3]:>8.3f}")
     ratio("webauthn_verify_ms", wa[2], "<=", 0.3)
-    ecdsa = next((l.split()[-1] for l in core.stdout.splitlines() if "ECDSA" in l), "?")
+    ecdsa = next((float(l.split()[-1]) for l in core.stdout.splitlines() if "ECDSA" in l), 0.0)
     if wa[2] > 0.3:
         MISSED["webauthn_verify_ms"] = (
-            f"the pure-Rust core spends {ecdsa} us on one assertion (micro-benchmark in section 6), nearly all of it in "
-            f"the P-256 ECDSA verification (p256 0.13: two constant-time scalar multiplications); the TOTP "
-            f"verify_challenge, timed the same way, shares the write path (look-up, locks, claim) and takes "
-            f"{tf[2]:.3f} ms. The two add up to the {wa[2]:.3f} ms measured; 0.3 ms would leave the signature check "
-            f"{max(0.0, 0.3 - tf[2]) * 1000:.0f} us.")
+            f"the pure-Rust core spends {ecdsa:.1f} us on one assertion (micro-benchmark in section 6), nearly all of it in "
+            f"the P-256 ECDSA verification (one variable-time double-scalar multiplication over p256's field "
+            f"arithmetic); the TOTP verify_challenge, timed the same way, shares the write path (look-up, locks, "
+            f"claim) and takes {tf[2]:.3f} ms. Together {ecdsa / 1000 + tf[2]:.3f} ms of the {wa[2]:.3f} ms "
+            f"measured; the other {wa[2] - ecdsa / 1000 - tf[2]:.3f} ms is WebAuthn's own part of the call "
+            f"outside the core (the jsonb argument, the session data and stored credential read as JSON text, the "
+            f"credential written back with its new sign count). 0.3 ms would leave the signature check "
+            f"{max(0.0, 0.3 - tf[2]) * 1000:.0f} us with nothing else.")
     out()
 
 
