@@ -5,6 +5,7 @@ import datetime
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -602,7 +603,8 @@ def perf_flat(seconds, sort, where=None, top=14, pid=None, work=None):
     `perf report --sort <sort>`; None when perf is not usable here."""
     if subprocess.run(["sh", "-c", "command -v perf"], capture_output=True).returncode != 0:
         return None
-    data = tempfile.mktemp(suffix=".perf")
+    tmp = tempfile.mkdtemp(prefix="mfa_auth-perf.")
+    data = os.path.join(tmp, "perf.data")
     target = ["-p", str(pid)] if pid else ["-a"]
     rec = subprocess.Popen(["perf", "record", "-F", "1999", *target, "-o", data, "--", "sleep", str(seconds)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -613,7 +615,7 @@ def perf_flat(seconds, sort, where=None, top=14, pid=None, work=None):
     if where:
         args += ["--comm", where]
     r = subprocess.run(args, capture_output=True, text=True)
-    os.unlink(data)
+    shutil.rmtree(tmp, ignore_errors=True)
     lines = [l.rstrip() for l in r.stdout.splitlines() if l.strip() and not l.startswith("#")]
     return [re.sub(r"\s+", " ", l).removesuffix(" - -").strip() for l in lines[:top]]
 
@@ -626,7 +628,8 @@ TREE = ["create_challenge_v2_wrapper", "verify_challenge_wrapper", "SPI_execute_
 
 def perf_tree(pid, seconds, work):
     """Inclusive shares (call graphs from DWARF) of the functions in TREE, sampled on one backend."""
-    data = tempfile.mktemp(suffix=".perf")
+    tmp = tempfile.mkdtemp(prefix="mfa_auth-perf.")
+    data = os.path.join(tmp, "perf.data")
     rec = subprocess.Popen(["perf", "record", "-F", "499", "-p", str(pid), "--call-graph", "dwarf,32768", "-o", data,
                             "--", "sleep", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.3)
@@ -634,7 +637,7 @@ def perf_tree(pid, seconds, work):
     rec.wait()
     r = subprocess.run(["perf", "report", "-i", data, "--children", "--sort", "symbol", "--stdio", "-g", "none"],
                        capture_output=True, text=True)
-    os.unlink(data)
+    shutil.rmtree(tmp, ignore_errors=True)
     share = {}
     for line in r.stdout.splitlines():
         m = re.match(r"\s*([0-9.]+)%\s+([0-9.]+)%\s+\[.\]\s+(\S+)", line)

@@ -201,6 +201,61 @@ def test_attack_4_unenroll_waits_for_a_verification_in_flight(service_role):
     assert left == (0, 0, 0, "aal1")
 
 
+@pytest.mark.parametrize("isolation", ["read committed", "repeatable read"])
+def test_attack_4b_two_verifications_of_one_factor_in_one_session_race(service_role, isolation):
+    """The factor-claim link is inserted when missing (no ON CONFLICT): two verifications of the
+    same factor for the same session, at once, must leave one claim and one link, and the second
+    must wait for the first (the factor's row lock), then succeed without a duplicate key error
+    (READ COMMITTED) or fail as a serialization failure, 40001 (REPEATABLE READ)."""
+    user, session = uuid.uuid4(), uuid.uuid4()
+    with connect(user=service_role) as app:
+        factor, secret, _, _ = app.execute("SELECT * FROM auth.enroll_totp(%s)", (user,)).fetchone()
+        a, b = (app.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (factor,)).fetchone()[0]
+                for _ in range(2))
+    first, second = code(secret), code(secret, steps_ahead=1)  # two steps: both codes are right
+    dsn = dict(host=os.environ.get("PGHOST", "127.0.0.1"), port=os.environ.get("PGPORT", "5432"),
+               user=service_role, dbname=DB)
+    c1 = psycopg.connect(**dsn, autocommit=False)
+    result = {}
+    try:
+        assert c1.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)", (a, first, session)).fetchone()[0]
+
+        def verify_second():
+            with psycopg.connect(**dsn, autocommit=False) as c2:
+                c2.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+                c2.execute("SELECT 1")  # the snapshot is taken before the first commits
+                try:
+                    result["ok"] = c2.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)",
+                                              (b, second, session)).fetchone()[0]
+                    c2.commit()
+                except psycopg.Error as e:
+                    result["sqlstate"] = e.sqlstate
+
+        t = threading.Thread(target=verify_second)
+        t.start()
+        with connect() as admin:
+            for _ in range(100):
+                waiting = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                        "AND query LIKE '%%verify_challenge%%'").fetchone()[0]
+                if waiting:
+                    break
+                time.sleep(0.05)
+        assert waiting == 1 and not result
+        c1.commit()
+        t.join(10)
+    finally:
+        c1.close()
+    if isolation == "read committed":
+        assert result == {"ok": True}
+    else:
+        assert result == {"sqlstate": "40001"}
+    with connect() as admin:
+        left = admin.execute("""SELECT (SELECT count(*) FROM auth.mfa_amr_claims WHERE session_id = %(s)s),
+                                       (SELECT count(*) FROM auth.mfa_amr_claim_factors WHERE session_id = %(s)s),
+                                       auth.session_aal(%(s)s)::text""", {"s": session}).fetchone()
+    assert left == (1, 1, "aal2")
+
+
 # --- the per-statement cache -------------------------------------------------------------------
 
 def test_a_do_block_sees_each_identity_it_sets(plain_role):
