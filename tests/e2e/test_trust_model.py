@@ -161,6 +161,18 @@ def test_attack_2_set_role_does_not_carry_aal2(two_users, secured_table):
 
 # --- 4. unenroll racing a verification -------------------------------------------------------
 
+def waiting_for_a_lock(function):
+    """How many backends wait on a lock in a statement calling `function` (polled up to 5 s)."""
+    with connect() as admin:
+        for _ in range(100):
+            waiting = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                    "AND query LIKE %s", (f"%{function}%",)).fetchone()[0]
+            if waiting:
+                return waiting
+            time.sleep(0.05)
+    return 0
+
+
 def test_attack_4_unenroll_waits_for_a_verification_in_flight(service_role):
     user, session = uuid.uuid4(), uuid.uuid4()
     with connect(user=service_role) as app:
@@ -180,14 +192,8 @@ def test_attack_4_unenroll_waits_for_a_verification_in_flight(service_role):
 
         t = threading.Thread(target=unenroll)
         t.start()
-        with connect() as admin:  # connection 2 is waiting for connection 1's row lock
-            for _ in range(100):
-                waiting = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                        "AND query LIKE '%%unenroll_factor%%'").fetchone()[0]
-                if waiting:
-                    break
-                time.sleep(0.05)
-        assert waiting == 1 and "ok" not in done
+        # connection 2 is waiting for connection 1's row lock
+        assert waiting_for_a_lock("unenroll_factor") == 1 and "ok" not in done
         c1.commit()
         t.join(10)
         assert done.get("ok")
@@ -233,14 +239,7 @@ def test_attack_4b_two_verifications_of_one_factor_in_one_session_race(service_r
 
         t = threading.Thread(target=verify_second)
         t.start()
-        with connect() as admin:
-            for _ in range(100):
-                waiting = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                        "AND query LIKE '%%verify_challenge%%'").fetchone()[0]
-                if waiting:
-                    break
-                time.sleep(0.05)
-        assert waiting == 1 and not result
+        assert waiting_for_a_lock("verify_challenge") == 1 and not result
         c1.commit()
         t.join(10)
     finally:
