@@ -5,7 +5,8 @@
 #   scripts/fuzz.sh                 10 000 000 executions per target
 #   scripts/fuzz.sh --runs N        N executions per target
 #   scripts/fuzz.sh --seconds S     S seconds per target
-# Targets: base32_decode, otpauth_parse, code_normalize, sealed_open, webauthn_parse (fuzz/fuzz_targets). Seeds in
+# Targets: base32_decode, otpauth_parse, code_normalize, sealed_open, webauthn_parse, sha1_lanes
+# (fuzz/fuzz_targets). Seeds in
 # fuzz/corpus/<target>/seed-*; what libFuzzer adds there is not committed.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,7 +25,7 @@ cd "$root"
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build --fuzz-dir fuzz -O >/dev/null
 status=0
-for target in base32_decode otpauth_parse code_normalize sealed_open webauthn_parse; do
+for target in base32_decode otpauth_parse code_normalize sealed_open webauthn_parse sha1_lanes; do
   log=$(mktemp)
   if cargo fuzz run --fuzz-dir fuzz -O "$target" -- "${limit[@]}" -print_final_stats=1 >"$log" 2>&1; then
     crashes=0

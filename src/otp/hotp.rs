@@ -2,7 +2,7 @@
 
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
-use super::{invalid, OtpError};
+use super::{invalid, sha1_lanes, OtpError};
 
 /// The HMAC hash function of an OTP credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,9 +182,9 @@ impl KeyedMac {
         match algorithm {
             Algorithm::Sha1 => {
                 let k = key_block::<64>(key, |k| sha1::Sha1::digest(k).to_vec());
-                let (mut inner, mut outer) = (SHA1_H0, SHA1_H0);
-                sha1::block_api::compress(&mut inner, &[xor(&k, 0x36)]);
-                sha1::block_api::compress(&mut outer, &[xor(&k, 0x5c)]);
+                let mut pads = [SHA1_H0; 2];
+                sha1_lanes::compress(&mut pads, &[xor(&k, 0x36), xor(&k, 0x5c)]);
+                let [inner, outer] = pads;
                 KeyedMac::Sha1 { inner, outer }
             }
             Algorithm::Sha256 => {
@@ -243,6 +243,21 @@ impl KeyedMac {
     fn truncated(&self, counter: u64) -> u32 {
         let (mac, len) = self.mac(counter);
         dynamic_truncation(&&mac[..len])
+    }
+
+    /// [`Self::truncated`] of each counter. SHA-1 computes the `L` HMACs side by side
+    /// (the inner blocks together, then the outer ones: see [`sha1_lanes`]); the other
+    /// hashes one after the other.
+    fn truncated_lanes<const L: usize>(&self, counters: &[u64; L]) -> [u32; L] {
+        let KeyedMac::Sha1 { inner, outer } = self else {
+            return counters.map(|c| self.truncated(c));
+        };
+        let mut states = [*inner; L];
+        sha1_lanes::compress(&mut states, &counters.map(|c| final_block64(&c.to_be_bytes(), 64)));
+        let digests = states.map(|s| final_block64(&words32_be::<5, 20>(&s), 64));
+        let mut states = [*outer; L];
+        sha1_lanes::compress(&mut states, &digests);
+        states.map(|s| dynamic_truncation(&words32_be::<5, 20>(&s)))
     }
 }
 
@@ -341,17 +356,39 @@ pub fn verify_totp(
     let mac = KeyedMac::new(params.algorithm, key);
     let m = modulus(params.digits);
 
+    // The steps in the order tried: 0, -1, +1, -2, +2, ... (the first match is reported);
+    // a step before 0 or past u64::MAX does not exist.
+    let mut steps = [None; 2 * MAX_WINDOW as usize + 1];
+    for (i, slot) in steps.iter_mut().enumerate().take(2 * window as usize + 1) {
+        let offset = i.div_ceil(2) as i64 * if i % 2 == 1 { -1 } else { 1 };
+        *slot = current.checked_add_signed(offset);
+    }
+    let steps = &steps[..2 * window as usize + 1];
+
     let mut found = Choice::from(0);
     let mut matched: u64 = 0;
-    for i in 0..=(2 * window) {
-        // 0, -1, +1, -2, +2, ...
-        let offset = i64::from(i.div_ceil(2)) * if i % 2 == 1 { -1 } else { 1 };
-        let Some(step) = current.checked_add_signed(offset) else { continue };
-        let candidate = u64::from(mac.truncated(step)) % m;
-        let eq = candidate.ct_eq(&given);
-        let take = eq & !found;
-        matched.conditional_assign(&step, take);
-        found |= eq;
+    // Three HMACs at a time (window 1 is one batch); a missing step computes a throw-away
+    // HMAC of counter 0 in its lane and is never compared.
+    for batch in steps.chunks(3) {
+        let mut counters = [0u64; 3];
+        for (c, step) in counters.iter_mut().zip(batch) {
+            *c = step.unwrap_or(0);
+        }
+        let values = match batch.len() {
+            1 => [mac.truncated(counters[0]), 0, 0],
+            2 => {
+                let [a, b] = mac.truncated_lanes(&[counters[0], counters[1]]);
+                [a, b, 0]
+            }
+            _ => mac.truncated_lanes(&counters),
+        };
+        for (step, value) in batch.iter().zip(values) {
+            let Some(step) = *step else { continue };
+            let eq = (u64::from(value) % m).ct_eq(&given);
+            let take = eq & !found;
+            matched.conditional_assign(&step, take);
+            found |= eq;
+        }
     }
     Ok(bool::from(found).then_some(matched))
 }

@@ -14,6 +14,7 @@ pub mod qr;
 pub mod recovery;
 pub mod sealed;
 pub mod secret;
+pub mod sha1_lanes;
 pub mod uri;
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! generator, so a failure reproduces): round trips hold everywhere and junk
 //! never panics.
 
-use super::hotp::{hotp, normalize_code, verify_totp, Algorithm, OtpParams};
+use super::hotp::{hotp, normalize_code, verify_totp, Algorithm, OtpParams, MAX_WINDOW};
 use super::{base32, uri};
 
 /// xorshift64*: small, deterministic, good enough to spread test inputs.
@@ -89,6 +89,38 @@ fn generate_then_verify_inside_the_window_only() {
             assert!(s.abs_diff(current) <= u64::from(window), "matched outside the window");
         }
     }
+}
+
+/// verify_totp (which computes SHA-1's HMACs three at a time) reports exactly what a plain
+/// loop of hotp() over the steps 0, -1, +1, -2, +2, ... reports: the first matching step.
+#[test]
+fn verify_totp_equals_a_step_by_step_reference() {
+    fn reference(key: &[u8], code: &str, now: i64, window: u32, p: &OtpParams) -> Option<u64> {
+        let current = now as u64 / p.period;
+        (0..=2 * i64::from(window))
+            .map(|i| (i + 1) / 2 * if i % 2 == 1 { -1 } else { 1 })
+            .filter_map(|offset| current.checked_add_signed(offset))
+            .find(|&step| hotp(key, step, p.digits, p.algorithm).as_str() == code)
+    }
+    let mut r = Rng(0x5eed_0007);
+    let mut found = 0;
+    for n in 0..4000 {
+        let len = 1 + r.below(80) as usize;
+        let key = r.bytes(len);
+        let alg = ALGS[r.below(3) as usize];
+        let params = OtpParams::new(alg, 6 + r.below(5) as i64, 1 + r.below(60) as i64).unwrap();
+        // Near the epoch too, where the earlier steps of the window do not exist.
+        let now = if n % 4 == 0 { r.below(400) as i64 } else { r.below(1 << 40) as i64 };
+        let window = r.below(u64::from(MAX_WINDOW) + 1) as u32;
+        let current = now as u64 / params.period;
+        let offset = r.below(2 * u64::from(window) + 5) as i64 - i64::from(window) - 2;
+        let step = current.checked_add_signed(offset).unwrap_or(0);
+        let code = hotp(&key, step, params.digits, alg);
+        let got = verify_totp(&key, code.as_str(), now, window, &params).unwrap();
+        assert_eq!(got, reference(&key, code.as_str(), now, window, &params), "case {n}");
+        found += usize::from(got.is_some());
+    }
+    assert!(found > 2000, "the codes tried should mostly be inside their window, {found} were");
 }
 
 #[test]
