@@ -209,13 +209,9 @@ impl KeyedMac {
         let msg = counter.to_be_bytes();
         match self {
             KeyedMac::Sha1 { inner, outer } => {
-                let mut s = *inner;
-                sha1::block_api::compress(&mut s, &[final_block64(&msg, 64)]);
-                let digest: [u8; 20] = words32_be(&s);
-                let mut o = *outer;
-                sha1::block_api::compress(&mut o, &[final_block64(&digest, 64)]);
+                let [digest] = sha1_hmacs(inner, outer, &[counter]);
                 let mut out = [0u8; 64];
-                out[..20].copy_from_slice(&words32_be::<5, 20>(&o));
+                out[..20].copy_from_slice(&digest);
                 (out, 20)
             }
             KeyedMac::Sha256 { inner, outer } => {
@@ -249,16 +245,22 @@ impl KeyedMac {
     /// (the inner blocks together, then the outer ones: see [`sha1_lanes`]); the other
     /// hashes one after the other.
     fn truncated_lanes<const L: usize>(&self, counters: &[u64; L]) -> [u32; L] {
-        let KeyedMac::Sha1 { inner, outer } = self else {
-            return counters.map(|c| self.truncated(c));
-        };
-        let mut states = [*inner; L];
-        sha1_lanes::compress(&mut states, &counters.map(|c| final_block64(&c.to_be_bytes(), 64)));
-        let digests = states.map(|s| final_block64(&words32_be::<5, 20>(&s), 64));
-        let mut states = [*outer; L];
-        sha1_lanes::compress(&mut states, &digests);
-        states.map(|s| dynamic_truncation(&words32_be::<5, 20>(&s)))
+        match self {
+            KeyedMac::Sha1 { inner, outer } => sha1_hmacs(inner, outer, counters).map(|d| dynamic_truncation(&d)),
+            _ => counters.map(|c| self.truncated(c)),
+        }
     }
+}
+
+/// HMAC-SHA-1 of each 8-byte big-endian counter, from the key's compressed inner and outer
+/// pads: one inner block per counter, compressed side by side, then one outer block each.
+fn sha1_hmacs<const L: usize>(inner: &[u32; 5], outer: &[u32; 5], counters: &[u64; L]) -> [[u8; 20]; L] {
+    let mut states = [*inner; L];
+    sha1_lanes::compress(&mut states, &counters.map(|c| final_block64(&c.to_be_bytes(), 64)));
+    let digests = states.map(|s| final_block64(&words32_be::<5, 20>(&s), 64));
+    let mut states = [*outer; L];
+    sha1_lanes::compress(&mut states, &digests);
+    states.map(|s| words32_be(&s))
 }
 
 #[inline]

@@ -40,17 +40,11 @@ fn portable<const L: usize>(states: &mut [[u32; 5]; L], blocks: &[[u8; 64]; L]) 
 /// Whether this CPU runs the interleaved SHA-NI path (std caches the CPUID answers).
 #[cfg(target_arch = "x86_64")]
 #[inline]
-pub fn sha_ni() -> bool {
+fn sha_ni() -> bool {
     std::is_x86_feature_detected!("sha")
         && std::is_x86_feature_detected!("sse2")
         && std::is_x86_feature_detected!("ssse3")
         && std::is_x86_feature_detected!("sse4.1")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[inline]
-pub fn sha_ni() -> bool {
-    false
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -41,7 +41,7 @@ impl PublicKey {
             PublicKey::Es256(key) => match p256::ecdsa::Signature::from_der(signature) {
                 Ok(sig) => {
                     use sha2::Digest;
-                    let z = p256::FieldBytes::clone_from_slice(sha2::Sha256::digest(message).as_slice());
+                    let z = p256::FieldBytes::from(<[u8; 32]>::from(sha2::Sha256::digest(message)));
                     let q = p256::ProjectivePoint::from(*key.as_affine());
                     super::p256_vartime::verify_prehashed(&q, &z, &sig)
                 }

@@ -194,11 +194,11 @@ mod tests {
             let q = ProjectivePoint::from(*vk.as_affine());
             let msg = format!("message {i}");
             let sig: Signature = sk.sign(msg.as_bytes());
-            let digest = FieldBytes::clone_from_slice(sha2::Sha256::digest(msg.as_bytes()).as_slice());
+            let digest = FieldBytes::from(<[u8; 32]>::from(sha2::Sha256::digest(msg.as_bytes())));
             // The signature, its high-S twin, another message, another key, r and s altered.
             let (r, s) = sig.split_scalars();
             let high_s = Signature::from_scalars(*r, -*s).expect("non-zero");
-            let other = FieldBytes::clone_from_slice(sha2::Sha256::digest(b"another message").as_slice());
+            let other = FieldBytes::from(<[u8; 32]>::from(sha2::Sha256::digest(b"another message")));
             let other_key = ProjectivePoint::GENERATOR * keys[(i + 1) % keys.len()];
             let r1 = Signature::from_scalars(*r + Scalar::ONE, *s).expect("non-zero");
             let s1 = Signature::from_scalars(*r, *s + Scalar::ONE).expect("non-zero");
