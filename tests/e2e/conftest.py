@@ -43,6 +43,17 @@ def totp_now(secret, steps_ahead=0):
     return pyotp.TOTP(secret).at(time.time() + 30 * steps_ahead)
 
 
+def wrong_codes(secret, n):
+    """`n` distinct 6-digit codes, none of them `secret`'s code within 2 steps of now: a fixed
+    guess such as '000000' is a factor's right code about 3 times in a million, which a test
+    making thousands of guesses would meet now and then."""
+    import time
+    import pyotp
+    now = time.time()
+    right = {pyotp.TOTP(secret).at(now + 30 * k) for k in range(-2, 3)}
+    return [c for c in (f"{i:06d}" for i in range(n + len(right))) if c not in right][:n]
+
+
 @pytest.fixture
 def secured_table(database):
     """A table readable only by aal2 sessions, the way the README shows it (SELECT granted to

@@ -8,7 +8,7 @@ import psycopg
 import pyotp
 import pytest
 
-from conftest import ThrowawayCluster, connect, totp_now as fresh_code
+from conftest import ThrowawayCluster, connect, totp_now as fresh_code, wrong_codes
 
 
 def test_fifty_rollback_rounds_lock_the_factor(plain_role):
@@ -19,8 +19,7 @@ def test_fifty_rollback_rounds_lock_the_factor(plain_role):
     rounds, evaluated, refused = 50, 0, 0
     with psycopg.connect(host=os.environ.get("PGHOST", "127.0.0.1"), port=os.environ.get("PGPORT", "5432"),
                          user=plain_role, dbname="mfa_auth_e2e", autocommit=False) as attacker:
-        for n in range(rounds):
-            guess = f"{n:06d}"
+        for guess in wrong_codes(secret, rounds):
             try:
                 attacker.execute("SELECT auth.mfa_verify(%s)", (guess,)).fetchone()
                 evaluated += 1
