@@ -31,12 +31,21 @@ pub static WEBAUTHN_USER_VERIFICATION: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"preferred"));
 pub static JWT_CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// The body of a hook Postgres calls outside the fmgr (GUC check/assign/show hooks, transaction
+/// callbacks): a Rust panic there, a bug, must not unwind into Postgres's C frames (undefined
+/// behaviour; in practice the backend aborts and the postmaster restarts every connection), so
+/// it is caught and the hook answers `fallback`. The panic message still reaches the server log.
+/// (These hooks call nothing that raises a Postgres ERROR; docs/testing.md lists each contract.)
+pub(crate) fn hook_body<R>(fallback: R, f: impl FnOnce() -> R) -> R {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
 /// Assign hooks of the identity settings: cannot fail, allocate or raise.
 unsafe extern "C-unwind" fn identity_changed_bool(_new: bool, _extra: *mut core::ffi::c_void) {
-    crate::session::claims_changed();
+    hook_body((), crate::session::claims_changed);
 }
 unsafe extern "C-unwind" fn identity_changed_string(_new: *const core::ffi::c_char, _extra: *mut core::ffi::c_void) {
-    crate::session::claims_changed();
+    hook_body((), crate::session::claims_changed);
 }
 
 /// Whether `name` is free for this library to define: not defined, or only a placeholder

@@ -67,7 +67,7 @@ unsafe extern "C-unwind" fn process_utility(
         None => raw_standard_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc),
     }
     if discard {
-        crate::session::discard_all();
+        crate::guc::hook_body((), crate::session::discard_all);
     }
 }
 
@@ -87,7 +87,7 @@ unsafe extern "C-unwind" fn process_utility(
         None => raw_standard_process_utility(pstmt, query_string, context, params, query_env, dest, qc),
     }
     if discard {
-        crate::session::discard_all();
+        crate::guc::hook_body((), crate::session::discard_all);
     }
 }
 

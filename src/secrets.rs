@@ -58,7 +58,13 @@ pub(crate) unsafe extern "C-unwind" fn check_keys(
     source: pg_sys::GucSource::Type,
 ) -> bool {
     // SAFETY: Postgres passes a valid pointer to the proposed value (which may be NULL).
-    let value = unsafe { (*newval).as_ref().map(|p| CStr::from_ptr(p)) };
+    let newval = unsafe { *newval };
+    crate::guc::hook_body(false, || unsafe { check_keys_body(newval, source) })
+}
+
+unsafe fn check_keys_body(newval: *mut core::ffi::c_char, source: pg_sys::GucSource::Type) -> bool {
+    // SAFETY: the proposed value is NULL or a C string.
+    let value = unsafe { newval.as_ref().map(|p| CStr::from_ptr(p)) };
     let set = value.map(|v| !v.to_bytes().iter().all(u8::is_ascii_whitespace)).unwrap_or(false);
     if set && from_catalog(source) {
         unsafe {
@@ -77,13 +83,22 @@ pub(crate) unsafe extern "C-unwind" fn check_keys(
 
 /// SHOW / pg_settings / current_setting() of the deprecated setting: the value for a
 /// superuser (who can read the configuration files anyway), `(hidden)` for everyone else,
-/// members of pg_read_all_settings included.
+/// members of pg_read_all_settings included; never NULL (see below).
 pub(crate) unsafe extern "C-unwind" fn show_keys() -> *const core::ffi::c_char {
+    crate::guc::hook_body(c"(hidden)".as_ptr(), || unsafe { show_keys_body() })
+}
+
+unsafe fn show_keys_body() -> *const core::ffi::c_char {
     // SAFETY: the setting's current C string (or NULL), owned by the GUC machinery.
     let value: *const core::ffi::c_char = unsafe { *ENCRYPTION_KEYS.as_ptr() };
     // SAFETY: plain reads of backend state; superuser() only inside a transaction.
     let superuser = unsafe { pg_sys::IsTransactionState() && pg_sys::superuser() };
-    if value.is_null() || superuser {
+    // A show hook must return a string: Postgres copies it (pg_settings, SHOW ALL) and
+    // would dereference NULL. An unset setting shows as the empty string, as Postgres's own
+    // string settings do.
+    if value.is_null() {
+        c"".as_ptr()
+    } else if superuser {
         value
     } else if unsafe { *value } == 0 {
         c"".as_ptr()
@@ -97,10 +112,17 @@ pub(crate) unsafe extern "C-unwind" fn check_key_file(
     _extra: *mut *mut core::ffi::c_void,
     source: pg_sys::GucSource::Type,
 ) -> bool {
+    // SAFETY: Postgres passes a valid pointer to the proposed value (which may be NULL).
+    let newval = unsafe { *newval };
+    // Accepting is the safe answer: the file is checked again wherever a key is used.
+    crate::guc::hook_body(true, || unsafe { check_key_file_body(newval, source) })
+}
+
+unsafe fn check_key_file_body(newval: *mut core::ffi::c_char, source: pg_sys::GucSource::Type) -> bool {
     // At load in the postmaster: a file that cannot be used is reported in the log at once
     // (backends then refuse every use of a key with the same reason).
     if unsafe { !pg_sys::IsUnderPostmaster } && source != pg_sys::GucSource::PGC_S_DEFAULT {
-        let path = unsafe { (*newval).as_ref().map(|p| CStr::from_ptr(p).to_string_lossy().into_owned()) };
+        let path = unsafe { newval.as_ref().map(|p| CStr::from_ptr(p).to_string_lossy().into_owned()) };
         if let Some(path) = path.filter(|p| !p.is_empty()) {
             if let Err(reason) = read_key_file(&path) {
                 ErrorReport::new(
@@ -118,6 +140,7 @@ pub(crate) unsafe extern "C-unwind" fn check_key_file(
 }
 
 pub(crate) unsafe extern "C-unwind" fn assign_key_file(_new: *const core::ffi::c_char, _extra: *mut core::ffi::c_void) {
+    // An atomic add: cannot fail, allocate or raise.
     KEY_FILE_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -275,6 +298,7 @@ const ROTATE_BATCH: i32 = 1000;
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn rotate_secrets(max_rows: default!(Option<i32>, "NULL")) -> i64 {
+    crate::error::require_writable("auth.rotate_secrets()");
     if matches!(max_rows, Some(n) if n < 1) {
         raise(MfaError::invalid("max_rows", format!("must be at least 1 (or NULL for {ROTATE_BATCH})")));
     }

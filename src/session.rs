@@ -40,12 +40,12 @@ pub fn init() {
         _arg: *mut core::ffi::c_void,
     ) {
         if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-            claims_changed();
+            crate::guc::hook_body((), claims_changed);
         }
     }
     unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut core::ffi::c_void) {
         if event == pg_sys::XactEvent::XACT_EVENT_ABORT || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT {
-            claims_changed();
+            crate::guc::hook_body((), claims_changed);
         }
     }
     // SAFETY: registered once per backend; the callbacks only bump counters.
