@@ -48,6 +48,7 @@ const UPSERT_CLAIM: Stmt = Stmt {
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn record_amr(session_id: Option<pgrx::Uuid>, authentication_method: Option<&str>) -> pgrx::Uuid {
+    crate::error::require_writable("auth.record_amr()");
     let session_id = required(session_id, "session_id");
     let method = required(authentication_method, "authentication_method");
     if !KNOWN_METHODS.contains(&method) {

@@ -431,6 +431,7 @@ fn create_challenge_v2(
         name!(webauthn, Option<pgrx::JsonB>),
     ),
 > {
+    crate::error::require_writable("auth.create_challenge()");
     let factor_id = required(factor_id, "factor_id");
     let ip_address = required(ip_address, "ip_address");
     let c = Spi::connect_mut(|client| create(client, factor_id, Some(ip_address)));
@@ -449,6 +450,7 @@ fn create_challenge(
     'static,
     (name!(challenge_id, pgrx::Uuid), name!(expires_at, TimestampWithTimeZone), name!(code, Option<String>)),
 > {
+    crate::error::require_writable("auth.create_challenge()");
     let factor_id = required(factor_id, "factor_id");
     let ip_address = required(ip_address, "ip_address");
     let c = Spi::connect_mut(|client| create(client, factor_id, Some(ip_address)));
@@ -581,6 +583,7 @@ fn verify_challenge(
     ip_address: default!(Option<pgrx::Inet>, "NULL"),
     session_id: default!(Option<pgrx::Uuid>, "NULL"),
 ) -> bool {
+    crate::error::require_writable("auth.verify_challenge()");
     let challenge_id = required(challenge_id, "challenge_id");
     let code = required(code, "code");
     Spi::connect_mut(|client| {
@@ -607,6 +610,7 @@ fn verify_factor(
     ip_address: default!(Option<pgrx::Inet>, "NULL"),
     session_id: default!(Option<pgrx::Uuid>, "NULL"),
 ) -> bool {
+    crate::error::require_writable("auth.verify_factor()");
     let factor_id = required(factor_id, "factor_id");
     let code = required(code, "code");
     Spi::connect_mut(|client| {
@@ -648,6 +652,7 @@ fn cleanup_challenges(
     older_than: default!(Option<Interval>, "'24 hours'"),
     batch_size: default!(Option<i32>, 1000),
 ) -> i64 {
+    crate::error::require_writable("auth.cleanup_challenges()");
     let older_than = required(older_than, "older_than");
     let batch_size = check_batch_size(batch_size);
     if older_than.as_micros() < 0 {
@@ -672,6 +677,7 @@ fn cleanup_challenges(
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn cleanup_challenges_batch(cutoff: Option<TimestampWithTimeZone>, batch_size: default!(Option<i32>, 1000)) -> i64 {
+    crate::error::require_writable("auth.cleanup_challenges_batched()");
     let cutoff = required(cutoff, "cutoff");
     let batch_size = check_batch_size(batch_size);
     Spi::connect_mut(|client| cleanup_batch(client, cutoff, batch_size))

@@ -86,6 +86,9 @@ pub enum MfaError {
     NoVerifiedFactor,
     /// P0002: the user has no recovery codes.
     NoRecoveryCodes,
+    /// 25006: a function that writes, called on a standby server (`standby`) or in a
+    /// read-only transaction on the primary.
+    ReadOnly { function: &'static str, standby: bool },
     /// XX000: reading a row this extension's own statement returned failed (a bug).
     Internal(String),
 }
@@ -164,6 +167,7 @@ impl MfaError {
             MfaError::DuplicateFactor(_) => ERRCODE_UNIQUE_VIOLATION,
             MfaError::UnsupportedFactor(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             MfaError::Internal(_) => ERRCODE_INTERNAL_ERROR,
+            MfaError::ReadOnly { .. } => ERRCODE_READ_ONLY_SQL_TRANSACTION,
             MfaError::NoAuthenticatedUser => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             MfaError::NoFactor | MfaError::NoWebauthnFactor => ERRCODE_NO_DATA_FOUND,
             MfaError::SeveralFactors => ERRCODE_CARDINALITY_VIOLATION,
@@ -195,6 +199,12 @@ impl MfaError {
             MfaError::DuplicateFactor(what) => (*what).into(),
             MfaError::UnsupportedFactor(t) => format!("challenges of {t} factors are not supported"),
             MfaError::Internal(e) => format!("mfa_auth internal error: {e}"),
+            MfaError::ReadOnly { function, standby: true } => {
+                format!("{function} cannot run on a standby server: it writes to the primary's tables")
+            }
+            MfaError::ReadOnly { function, standby: false } => {
+                format!("{function} cannot run in a read-only transaction: it writes")
+            }
             MfaError::NoAuthenticatedUser => "no authenticated user for this session".into(),
             MfaError::NoFactor => "no TOTP factor enrolled for the current user".into(),
             MfaError::NoWebauthnFactor => "no WebAuthn factor enrolled for the current user".into(),
@@ -293,6 +303,12 @@ impl MfaError {
             MfaError::MfaMethodNotRecordable(_) => Some(
                 "auth.verify_challenge / auth.verify_factor with a session_id record totp, mfa/phone and mfa/webauthn claims bound to the factor's user.",
             ),
+            MfaError::ReadOnly { standby: true, .. } => Some(
+                "Call it on the primary. A standby answers auth.aal(), auth.amr(), auth.mfa_verified_within() and row-level-security policies from the claims it has replayed.",
+            ),
+            MfaError::ReadOnly { standby: false, .. } => {
+                Some("Call it in a read-write transaction (default_transaction_read_only = off).")
+            }
             MfaError::SecretUnreadable { .. } => Some(
                 "List the key the secret was encrypted with in mfa_auth.encryption_keys_file; keep old keys until auth.rotate_secrets() returns 0.",
             ),
@@ -309,6 +325,18 @@ pub fn raise(e: MfaError) -> ! {
     }
     report.report(PgLogLevel::ERROR);
     unreachable!("ERROR does not return")
+}
+
+/// Refuses (25006) a function that writes when it cannot: on a standby (hot standby
+/// replays the primary's WAL and assigns no transaction ids) or in a read-only transaction.
+/// Called first by every such function, before it counts an attempt or reads a secret, so a
+/// standby's shared attempt table never takes part in a decision.
+pub fn require_writable(function: &'static str) {
+    // SAFETY: plain reads of backend state; RecoveryInProgress() cannot raise.
+    let (standby, read_only) = unsafe { (pg_sys::RecoveryInProgress(), pg_sys::XactReadOnly) };
+    if standby || read_only {
+        raise(MfaError::ReadOnly { function, standby });
+    }
 }
 
 /// `result.or_raise()`: the value, or the error raised with its SQLSTATE.

@@ -205,6 +205,7 @@ fn enroll_totp(
     account_name: default!(Option<&str>, "NULL"),
 ) -> TableIterator<'static, (name!(factor_id, pgrx::Uuid), name!(secret, String), name!(uri, String), name!(qr, String))>
 {
+    crate::error::require_writable("auth.enroll_totp()");
     let user_id = required(user_id, "user_id");
     let user_text = user_id.to_string();
     let (id, secret, uri, qr) = enroll_totp_for(user_id, friendly_name, issuer, account_name, &user_text);
@@ -219,6 +220,7 @@ fn enroll_phone(
     phone: Option<&str>,
     friendly_name: default!(Option<&str>, "NULL"),
 ) -> pgrx::Uuid {
+    crate::error::require_writable("auth.enroll_phone()");
     let user_id = required(user_id, "user_id");
     let phone = required(phone, "phone");
     check_friendly_name(friendly_name);
@@ -268,6 +270,7 @@ pub fn unenroll(factor_id: pgrx::Uuid, allow: impl FnOnce(&mut SpiClient<'_>, pg
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn unenroll_factor(factor_id: Option<pgrx::Uuid>) {
+    crate::error::require_writable("auth.unenroll_factor()");
     unenroll(required(factor_id, "factor_id"), |_, _, _| {});
 }
 
@@ -295,6 +298,7 @@ const UNLOCK: Stmt = Stmt {
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn unlock_factor(factor_id: Option<pgrx::Uuid>) {
+    crate::error::require_writable("auth.unlock_factor()");
     let factor_id = required(factor_id, "factor_id");
     run_for_factor(&UNLOCK, factor_id);
     crate::attempt_limits::clear(factor_id.as_bytes());

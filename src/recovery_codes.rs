@@ -226,6 +226,7 @@ fn generate_recovery_codes(
     session_id: Option<pgrx::Uuid>,
     count: default!(Option<i32>, 10),
 ) -> SetOfIterator<'static, String> {
+    crate::error::require_writable("auth.generate_recovery_codes()");
     let user_id = required(user_id, "user_id");
     let count = required(count, "count");
     SetOfIterator::new(generate(user_id, session_id, count))
@@ -244,6 +245,7 @@ fn verify_recovery_code(
     ip_address: default!(Option<pgrx::Inet>, "NULL"),
     session_id: default!(Option<pgrx::Uuid>, "NULL"),
 ) -> bool {
+    crate::error::require_writable("auth.verify_recovery_code()");
     let user_id = required(user_id, "user_id");
     let code = required(code, "code");
     let _ = ip_address;
@@ -254,6 +256,7 @@ fn verify_recovery_code(
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn delete_recovery_codes(user_id: Option<pgrx::Uuid>) {
+    crate::error::require_writable("auth.delete_recovery_codes()");
     delete(required(user_id, "user_id"));
 }
 
@@ -261,6 +264,7 @@ fn delete_recovery_codes(user_id: Option<pgrx::Uuid>) {
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn generate_my_recovery_codes(count: default!(Option<i32>, 10)) -> SetOfIterator<'static, String> {
+    crate::error::require_writable("auth.generate_my_recovery_codes()");
     let count = required(count, "count");
     let (user_id, session) = crate::self_service::me("auth.generate_my_recovery_codes");
     SetOfIterator::new(generate(user_id, session, count))
@@ -270,6 +274,7 @@ fn generate_my_recovery_codes(count: default!(Option<i32>, 10)) -> SetOfIterator
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn mfa_verify_recovery_code(code: Option<&str>) -> bool {
+    crate::error::require_writable("auth.mfa_verify_recovery_code()");
     let code = required(code, "code");
     crate::attempt_limits::require_durable_or_autocommit("auth.mfa_verify_recovery_code");
     let (user_id, session) = crate::self_service::me("auth.mfa_verify_recovery_code");

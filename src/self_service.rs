@@ -60,6 +60,7 @@ fn enroll_my_totp(
     issuer: default!(Option<&str>, "NULL"),
 ) -> TableIterator<'static, (name!(factor_id, pgrx::Uuid), name!(secret, String), name!(uri, String), name!(qr, String))>
 {
+    crate::error::require_writable("auth.enroll_my_totp()");
     let (user_id, session) = me("auth.enroll_my_totp");
     Spi::connect_mut(|client| require_entitled(client, user_id, session, None, "enroll another factor"));
     let account = if crate::session::in_gateway_mode() { user_id.to_string() } else { caller_role() };
@@ -74,6 +75,7 @@ fn enroll_my_totp(
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn mfa_verify(code: Option<&str>, factor_id: default!(Option<pgrx::Uuid>, "NULL")) -> bool {
+    crate::error::require_writable("auth.mfa_verify()");
     let code = required(code, "code");
     // Any role can call this, inside a transaction it controls: unless failures are
     // counted in shared memory, refuse where a ROLLBACK could undo the count.
@@ -91,6 +93,7 @@ fn mfa_verify(code: Option<&str>, factor_id: default!(Option<pgrx::Uuid>, "NULL"
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn unenroll_my_factor(factor_id: Option<pgrx::Uuid>) {
+    crate::error::require_writable("auth.unenroll_my_factor()");
     let factor_id = required(factor_id, "factor_id");
     let (user_id, session) = me("auth.unenroll_my_factor");
     unenroll(factor_id, |client, owner, verified| {

@@ -83,6 +83,7 @@ fn enroll(user_id: pgrx::Uuid, friendly_name: Option<&str>) -> pgrx::Uuid {
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn enroll_webauthn(user_id: Option<pgrx::Uuid>, friendly_name: default!(Option<&str>, "NULL")) -> pgrx::Uuid {
+    crate::error::require_writable("auth.enroll_webauthn()");
     enroll(required(user_id, "user_id"), friendly_name)
 }
 
@@ -99,6 +100,7 @@ fn verify_webauthn(
     ip_address: default!(Option<pgrx::Inet>, "NULL"),
     session_id: default!(Option<pgrx::Uuid>, "NULL"),
 ) -> bool {
+    crate::error::require_writable("auth.verify_webauthn()");
     let challenge_id = required(challenge_id, "challenge_id");
     let credential = required(credential, "credential");
     verify_credential(challenge_id, &credential, ip_address, session_id, None)
@@ -134,6 +136,7 @@ fn verify_credential(
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn enroll_my_webauthn(friendly_name: default!(Option<&str>, "NULL")) -> pgrx::Uuid {
+    crate::error::require_writable("auth.enroll_my_webauthn()");
     let (user_id, session) = crate::self_service::me("auth.enroll_my_webauthn");
     Spi::connect_mut(|client| require_entitled(client, user_id, session, None, "enroll another factor"));
     enroll(user_id, friendly_name)
@@ -145,6 +148,7 @@ fn enroll_my_webauthn(friendly_name: default!(Option<&str>, "NULL")) -> pgrx::Uu
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn webauthn_options(factor_id: default!(Option<pgrx::Uuid>, "NULL")) -> pgrx::JsonB {
+    crate::error::require_writable("auth.webauthn_options()");
     let (user_id, _) = crate::self_service::me("auth.webauthn_options");
     let c = Spi::connect_mut(|client| {
         let factor = my_factor(client, user_id, factor_id, FactorType::Webauthn, MfaError::NoWebauthnFactor);
@@ -159,6 +163,7 @@ fn webauthn_options(factor_id: default!(Option<pgrx::Uuid>, "NULL")) -> pgrx::Js
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn mfa_verify_webauthn(challenge_id: Option<pgrx::Uuid>, credential: Option<CredentialJson>) -> bool {
+    crate::error::require_writable("auth.mfa_verify_webauthn()");
     let challenge_id = required(challenge_id, "challenge_id");
     let credential = required(credential, "credential");
     crate::attempt_limits::require_durable_or_autocommit("auth.mfa_verify_webauthn");
