@@ -12,5 +12,5 @@ work=$(mktemp -d /tmp/mfa_auth-bench.XXXXXX); chmod 755 "$work"
 trap 'stop_cluster "$work/cluster"; rm -rf "$work"' EXIT
 install_extension "$work/install.log"
 port=$(free_port)
-start_cluster "$work/cluster" "$port" "shared_preload_libraries=mfa_auth" "mfa_auth.database_sessions=on" "shared_buffers=512MB"
+start_cluster "$work/cluster" "$port" "mfa_auth.database_sessions=on" "shared_buffers=512MB"
 PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres "$root/.venv/bin/python" "$here/rls.py"

@@ -29,9 +29,18 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# The configurations users run, each a kind of throwaway cluster (MFA_AUTH_CONFIG):
+#   keyfile    preloaded, master keys in a file (the README's production install; the default)
+#   nokey      preloaded, no master key (secrets stored unencrypted, with a WARNING)
+#   inline     preloaded, keys in the deprecated mfa_auth.encryption_keys setting
+#   nopreload  CREATE EXTENSION only: no shared memory (attempt counts as durable as the
+#              caller's transaction), no master key
+CONFIGS="keyfile nokey inline nopreload"
+
 # start_cluster DIR PORT [extra postgres -c options...]
 # A throwaway cluster in DIR/data, listening on 127.0.0.1:PORT and a socket in DIR,
-# run by the cluster user (Postgres refuses root). Re-uses DIR/data when present.
+# run by the cluster user (Postgres refuses root). Re-uses DIR/data when present; a new
+# one gets the configuration $MFA_AUTH_CONFIG (see init_cluster).
 start_cluster() {
   local dir=$1 port=$2; shift 2
   local opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir"
@@ -46,19 +55,49 @@ start_cluster() {
     || { tail -n 30 "$dir/server.log" >&2; die "could not start the cluster in $dir"; }
 }
 
-# init_cluster DIR: a new cluster in DIR/data (no-op when one is there). A new cluster
-# gets a random mfa_auth.encryption_keys master key in its postgresql.conf (readable only
-# by the cluster user), so TOTP secrets are encrypted at rest from the start.
+# init_cluster DIR [CONFIG]: a new cluster in DIR/data (no-op when one is there), in
+# configuration CONFIG (default $MFA_AUTH_CONFIG, else keyfile), written to its
+# postgresql.conf. A key is random, made here, and readable only by the cluster user: in
+# DIR/mfa_auth.keys (keyfile) or in postgresql.conf itself (inline).
 init_cluster() {
-  local dir=$1
+  local dir=$1 config=${2:-${MFA_AUTH_CONFIG:-keyfile}}
+  case " $CONFIGS " in *" $config "*) ;; *) die "unknown configuration '$config' (one of: $CONFIGS)" ;; esac
   if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres "$dir"; else mkdir -p "$dir"; fi
   [ -f "$dir/data/PG_VERSION" ] && return 0
   as_cluster_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --locale=C.UTF-8 \
     --encoding=UTF8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
-  local key
+  local key conf
   key=$(head -c 32 /dev/urandom | base64)
-  printf "\n# mfa_auth: master key for TOTP secrets at rest (current key first)\nmfa_auth.encryption_keys = 'k1:%s'\n" "$key" \
-    | as_cluster_user tee -a "$dir/data/postgresql.conf" >/dev/null
+  conf="\n# mfa_auth: configuration '$config' (scripts/lib.sh)\n"
+  [ "$config" = nopreload ] || conf="${conf}shared_preload_libraries = 'mfa_auth'\n"
+  case $config in
+    keyfile)
+      printf '# mfa_auth master keys, current first\nk1:%s\n' "$key" \
+        | as_cluster_user sh -c "umask 077; cat > '$dir/mfa_auth.keys'"
+      conf="${conf}mfa_auth.encryption_keys_file = '$dir/mfa_auth.keys'\n" ;;
+    inline) conf="${conf}mfa_auth.encryption_keys = 'k1:$key'\n" ;;
+  esac
+  printf "$conf" | as_cluster_user tee -a "$dir/data/postgresql.conf" >/dev/null
+}
+
+# scan_logs FILE...: prints every line of the server logs that says a server process
+# crashed, a PANIC or a failed assertion, and fails when there is one. A backend crash is
+# followed by automatic recovery, which a client that reconnects would never notice.
+CRASH_PATTERN='terminated by signal|terminated by exception|exited with exit code [^0]|PANIC:|TRAP: |failed Assert|all server processes terminated'
+# scan_logs [-x REGEX] FILE...: as above; lines matching REGEX (a crash the caller caused on
+# purpose, named by its PID) are not counted.
+scan_logs() {
+  local except='^$' f found=0
+  if [ "${1:-}" = -x ]; then except=$2; shift 2; fi
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    grep -nE "$CRASH_PATTERN" "$f" | grep -vE "$except" >"$f.crashes" || true
+    [ -s "$f.crashes" ] || continue
+    found=1
+    echo "CRASH in server log $f:"
+    sed 's/^/    /' "$f.crashes" | head -n 20
+  done
+  return $found
 }
 
 stop_cluster() {

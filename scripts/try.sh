@@ -21,7 +21,7 @@ install_extension "$dir.build.log"
 log "starting a throwaway cluster in $dir on 127.0.0.1:$port"
 # A direct-connection cluster with no pooler in front: each psql connection is its own MFA
 # session (mfa_auth.database_sessions, off by default; see the README on poolers).
-start_cluster "$dir" "$port" "shared_preload_libraries=mfa_auth" "mfa_auth.database_sessions=on"
+start_cluster "$dir" "$port" "mfa_auth.database_sessions=on"
 psql_args=(-h 127.0.0.1 -p "$port" -U postgres)
 psql -X -q "${psql_args[@]}" -d postgres -v ON_ERROR_STOP=1 \
   -c 'DROP DATABASE IF EXISTS mfa_auth WITH (FORCE)' -c 'CREATE DATABASE mfa_auth'

@@ -22,7 +22,7 @@ port=$(free_port)
 db=mfa_auth_crash
 trap 'stop_cluster "$dir/cluster"; rm -rf "$dir"' EXIT
 
-start_cluster "$dir/cluster" "$port" "shared_preload_libraries=mfa_auth"
+start_cluster "$dir/cluster" "$port"
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 psql -d postgres -c "CREATE DATABASE $db"
@@ -41,7 +41,7 @@ wait_ready() {
 }
 outcomes() { psql -d "$db" -At -c "SELECT count(*) FROM crash.accepted"; }
 
-kills=0 immediates=0
+kills=0 immediates=0 victims=
 for r in $(seq 1 "$rounds"); do
   # (a) SIGKILL one backend serving the load: the postmaster resets every backend and
   #     recovers from WAL.
@@ -50,7 +50,7 @@ for r in $(seq 1 "$rounds"); do
   victim=$(psql -d "$db" -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench' ORDER BY random() LIMIT 1")
   [ -n "$victim" ] || die "round $r: no pgbench backend to kill"
   kill -KILL "$victim"
-  kills=$((kills + 1))
+  kills=$((kills + 1)); victims="${victims:+$victims|}$victim"
   wait "$bench_pid" || true
   wait_ready
   # (b) Immediate shutdown (no checkpoint, like a power cut for the server) under load, restart.
@@ -59,7 +59,7 @@ for r in $(seq 1 "$rounds"); do
   as_cluster_user "$PG_BIN/pg_ctl" -D "$dir/cluster/data" -m immediate -w stop >/dev/null
   immediates=$((immediates + 1))
   wait "$bench_pid" || true
-  start_cluster "$dir/cluster" "$port" "shared_preload_libraries=mfa_auth"
+  start_cluster "$dir/cluster" "$port"
   wait_ready
   echo "round $r: SIGKILL of backend $victim, immediate shutdown, restart; accepted so far: $(outcomes)"
 done
@@ -69,6 +69,10 @@ log_kills=$(grep -c 'was terminated by signal 9' "$dir/cluster/server.log" || tr
 log_recoveries=$(grep -c 'database system was not properly shut down; automatic recovery in progress\|database system was interrupted' "$dir/cluster/server.log" || true)
 [ "$log_kills" -ge "$kills" ] || die "expected $kills backend kills in the server log, found $log_kills"
 [ "$log_recoveries" -ge "$immediates" ] || die "expected $immediates crash recoveries in the server log, found $log_recoveries"
+
+# No other crash: every process terminated by a signal is one this test killed.
+scan_logs -x "\(PID ($victims)\) was terminated by signal 9|all server processes terminated; reinitializing" \
+  "$dir/cluster/server.log" || die "the server log shows a crash this test did not cause"
 
 # Load figures: pgbench transactions that completed before each crash.
 txns=$(cat "$dir"/bench-*.log | awk '/number of transactions actually processed/ { split($NF, a, "/"); s += a[1] } END { print s + 0 }')

@@ -7,6 +7,9 @@ import psycopg
 import pytest
 
 DB = "mfa_auth_e2e"
+# The configuration of the cluster under test (scripts/lib.sh): keyfile, nokey, inline, nopreload.
+CONFIG = os.environ.get("MFA_AUTH_CONFIG", "keyfile")
+PRELOADED = CONFIG != "nopreload"
 
 
 def connect(dbname=DB, user=None, **kw):
@@ -166,4 +169,15 @@ class ThrowawayCluster:
     def stop(self):
         import shutil
         as_cluster_user([f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
+        keep_log(os.path.join(self.root, "log"), os.path.basename(self.root))
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def keep_log(path, name):
+    """Copies a throwaway cluster's server log to $MFA_AUTH_LOG_DIR (scripts/test.sh scans every
+    log there for crashes, PANICs and failed assertions after the level) before it is removed."""
+    import shutil
+    dest = os.environ.get("MFA_AUTH_LOG_DIR")
+    if dest and os.path.exists(path):
+        os.makedirs(dest, exist_ok=True)
+        shutil.copyfile(path, os.path.join(dest, name + ".log"))

@@ -117,4 +117,6 @@ SELECT auth.cleanup_challenges('1 day', 1) AS deleted;
 SELECT count(*) AS left_over FROM auth.mfa_challenges;
 
 -- Settings are superuser-only.
-SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'mfa_auth.%' ORDER BY name;
+SELECT name, CASE WHEN name = 'mfa_auth.encryption_keys_file' AND setting <> '' THEN '(a path)' ELSE setting END AS setting,
+       unit, context
+  FROM pg_settings WHERE name LIKE 'mfa_auth.%' ORDER BY name;

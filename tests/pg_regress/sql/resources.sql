@@ -66,7 +66,7 @@ SET mfa_auth.encryption_keys = 'r1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='
 SELECT auth.rotate_secrets() AS first_call, auth.rotate_secrets() AS second_call, auth.rotate_secrets() AS third_call;
 UPDATE auth.mfa_factors SET secret = 'JBSWY3DPEHPK3PXP' WHERE friendly_name = 'rotation';
 CALL auth.rotate_secrets_batched(400);
-SELECT count(*) FILTER (WHERE secret LIKE 'mfa1:r1:%') AS sealed, count(*) AS rotation_factors
+SELECT count(*) FILTER (WHERE secret LIKE 'mfa1:%') AS sealed, count(*) AS rotation_factors
   FROM auth.mfa_factors WHERE friendly_name = 'rotation';
 RESET mfa_auth.encryption_keys;
 DELETE FROM auth.mfa_factors;
