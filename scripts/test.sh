@@ -6,7 +6,13 @@
 #   3. SQL regression tests with expected output       (pg_regress, tests/pg_regress)
 #   4. end-to-end client tests over a real connection  (pytest + psycopg, tests/e2e)
 #   5. crash invariants under load                     (pgbench + SIGKILL + immediate shutdown, tests/crash)
-#   6. upgrade from the last release                   (ALTER EXTENSION UPDATE vs a fresh install, tests/upgrade)
+#   6. upgrade from each release                       (ALTER EXTENSION UPDATE vs a fresh install, tests/upgrade)
+#   7. the other configurations users run              (pg_regress + e2e flow and configuration tests in
+#                                                       clusters of each: nokey, inline, nopreload)
+#   8. a streaming standby                             (pg_basebackup -R, hot standby, tests/standby)
+# Levels 3-4 run in the README's production configuration (preloaded, a key file). Every
+# level that runs a server fails when one of its server logs shows a crashed process, a
+# PANIC or a failed assertion (scan_logs in scripts/lib.sh), naming the log line.
 # Installs its own prerequisites first (scripts/prereqs.sh), idempotently.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,14 +26,23 @@ cd "$root"
 
 work=$(mktemp -d /tmp/mfa_auth-test.XXXXXX)
 chmod 755 "$work"
-cleanup() { stop_cluster "$work/cluster"; rm -rf "$work"; }
+cleanup() { for d in "$work"/cluster*; do stop_cluster "$d"; done; rm -rf "$work"; }
 trap cleanup EXIT
 
 declare -A passed failed
 status=0
+levels=()
 record() { # level passed failed
   passed[$1]=$2; failed[$1]=$3
+  levels+=("$1")
   [ "$3" = 0 ] || status=1
+}
+# crash_check LEVEL LOG...: one more failure for LEVEL when a server log shows a crash.
+crash_check() {
+  local level=$1; shift
+  if ! scan_logs "$@"; then
+    failed[$level]=$((failed[$level] + 1)); status=1
+  fi
 }
 # Sums "N passed; M failed" over cargo's "test result:" lines.
 cargo_counts() {
@@ -65,33 +80,46 @@ grep -E '^test .* (FAILED|ignored)$|^error|panicked' "$work/pgtest.clean.log" | 
 read -r p f < <(cargo_counts "$work/pgtest.clean.log")
 if [ "$pg_rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 40 "$work/pgtest.clean.log"; fi
 record pg_test "$p" "$f"
+# pgrx keeps its test server's log in memory and prints it for a failing test; a crashed
+# backend fails the test whose connection it served.
+crash_check pg_test "$work/pgtest.clean.log"
 
 # --- 3 and 4 need the release build in a real cluster -------------------------------
 install_extension "$work/install.log"
-port=$(free_port)
-log "starting a throwaway cluster on 127.0.0.1:$port"
-start_cluster "$work/cluster" "$port" "shared_preload_libraries=mfa_auth"
-export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
+export MFA_AUTH_LOG_DIR="$work/logs"
+mkdir -p "$MFA_AUTH_LOG_DIR"
 
-log "level 3: SQL regression tests (pg_regress)"
-regress_dir="$root/tests/pg_regress"
-tests=$(cd "$regress_dir/sql" && ls *.sql | sed 's/\.sql$//' | grep -vx setup | sort | tr '\n' ' ')
-( cd "$regress_dir" && "/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress" \
-    --host=127.0.0.1 --port="$port" --user=postgres --dbname=mfa_auth_regress \
-    --inputdir=. --outputdir="$root/target/pg_regress" setup $tests ) >"$work/regress.log" 2>&1
-rg_rc=$?
-grep -E '^(ok|not ok|test |     ?[a-z_]+ +\.\.\.)|tests? (passed|failed)' "$work/regress.log"
-total=$(($(echo "$tests" | wc -w) + 1))
-f=$(grep -cE '^not ok|\.\.\. FAILED|  FAILED' "$work/regress.log")
-if [ "$rg_rc" != 0 ]; then
-  [ -f "$root/target/pg_regress/regression.diffs" ] && head -c 20000 "$root/target/pg_regress/regression.diffs"
-  [ "$f" = 0 ] && f=1
-fi
-record pg_regress $((total - f)) "$f"
+# run_regress LEVEL PORT CONFIG: pg_regress against the cluster on PORT, in configuration
+# CONFIG; records LEVEL. The expected outputs are tests/pg_regress/expected/*.out (the
+# keyfile configuration), each replaced by expected/CONFIG/NAME.out where that configuration
+# differs: one expected output per test and configuration, none picked by best match.
+run_regress() {
+  local level=$1 port=$2 config=$3 out="$root/target/pg_regress/$1"
+  local regress_dir="$root/tests/pg_regress" tests total f rg_rc input="$work/regress-input-$1"
+  tests=$(cd "$regress_dir/sql" && ls *.sql | sed 's/\.sql$//' | grep -vx setup | sort | tr '\n' ' ')
+  rm -rf "$out" "$input"; mkdir -p "$out" "$input/expected"
+  ln -s "$regress_dir/sql" "$input/sql"
+  cp "$regress_dir"/expected/*.out "$input/expected/"
+  if [ -d "$regress_dir/expected/$config" ]; then cp "$regress_dir/expected/$config"/*.out "$input/expected/"; fi
+  ( cd "$input" && "/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress" \
+      --host=127.0.0.1 --port="$port" --user=postgres --dbname=mfa_auth_regress \
+      --inputdir=. --outputdir="$out" setup $tests ) >"$work/$level.log" 2>&1
+  rg_rc=$?
+  grep -E '^(ok|not ok|test |     ?[a-z_]+ +\.\.\.)|tests? (passed|failed)' "$work/$level.log"
+  total=$(($(echo "$tests" | wc -w) + 1))
+  f=$(grep -cE '^not ok|\.\.\. FAILED|  FAILED' "$work/$level.log")
+  if [ "$rg_rc" != 0 ]; then
+    [ -f "$out/regression.diffs" ] && head -c 20000 "$out/regression.diffs"
+    [ "$f" = 0 ] && f=1
+  fi
+  record "$level" $((total - f)) "$f"
+}
 
-log "level 4: end-to-end client tests (pytest over TCP)"
-"$root/.venv/bin/python" -m pytest -q -s -p no:cacheprovider "$root/tests/e2e" 2>&1 | tee "$work/e2e.log" | tail -n 25
-read -r p f < <(python3 - "$work/e2e.log" <<'PY'
+# run_e2e LEVEL PYTEST-ARGS...: pytest over TCP against $PGHOST:$PGPORT; records LEVEL.
+run_e2e() {
+  local level=$1; shift
+  "$root/.venv/bin/python" -m pytest -q -s -p no:cacheprovider "$@" 2>&1 | tee "$work/$level.log" | tail -n 25
+  read -r p f < <(python3 - "$work/$level.log" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read().splitlines()
 last = [l for l in text if re.search(r"\d+ (passed|failed|error)", l)]
@@ -101,13 +129,30 @@ p, f = g("passed"), g("failed") + g("error")
 print(p, f if (p or f) else 1)
 PY
 )
-record e2e "$p" "$f"
+  record "$level" "$p" "$f"
+}
+
+port=$(free_port)
+log "starting a throwaway cluster on 127.0.0.1:$port (configuration keyfile: preloaded, a key file)"
+MFA_AUTH_CONFIG=keyfile start_cluster "$work/cluster" "$port"
+export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres MFA_AUTH_CONFIG=keyfile
+
+log "level 3: SQL regression tests (pg_regress)"
+run_regress pg_regress "$port" keyfile
+crash_check pg_regress "$work/cluster/server.log"
+
+log "level 4: end-to-end client tests (pytest over TCP)"
+rm -f "$MFA_AUTH_LOG_DIR"/*.log
+run_e2e e2e "$root/tests/e2e"
+crash_check e2e "$work/cluster/server.log" "$MFA_AUTH_LOG_DIR"/*.log
+stop_cluster "$work/cluster"
 
 log "level 5: crash invariants under verification load (tests/crash/run.sh)"
 bash "$root/tests/crash/run.sh" 3 6 >"$work/crash.log" 2>&1
 crash_rc=$?
 tail -n 32 "$work/crash.log"
 if [ "$crash_rc" = 0 ]; then record crash 1 0; else record crash 0 1; fi
+# (tests/crash/run.sh scans its own log, leaving out the backends it killed on purpose.)
 
 log "level 6: upgrade from the last release (tests/upgrade/run.sh)"
 bash "$root/tests/upgrade/run.sh" >"$work/upgrade.log" 2>&1
@@ -115,12 +160,31 @@ upgrade_rc=$?
 grep -vE '^\s*$' "$work/upgrade.log" | tail -n 40
 if [ "$upgrade_rc" = 0 ]; then record upgrade 1 0; else record upgrade 0 1; fi
 
+log "level 7: the other configurations (pg_regress and the e2e flow and configuration tests in each)"
+for config in $CONFIGS; do
+  [ "$config" = keyfile ] && continue
+  cport=$(free_port)
+  MFA_AUTH_CONFIG=$config start_cluster "$work/cluster-$config" "$cport"
+  rm -f "$MFA_AUTH_LOG_DIR"/*.log
+  log "configuration $config on 127.0.0.1:$cport"
+  PGPORT=$cport run_regress "regress_$config" "$cport" "$config"
+  PGPORT=$cport MFA_AUTH_CONFIG=$config run_e2e "e2e_$config" \
+    "$root/tests/e2e/test_flow.py" "$root/tests/e2e/test_configurations.py" "$root/tests/e2e/test_session.py"
+  stop_cluster "$work/cluster-$config"
+  crash_check "e2e_$config" "$work/cluster-$config/server.log"
+done
+
+log "level 8: a streaming standby (tests/standby)"
+rm -f "$MFA_AUTH_LOG_DIR"/*.log
+run_e2e standby "$root/tests/standby"
+crash_check standby "$MFA_AUTH_LOG_DIR"/*.log
+
 elapsed=$(( $(date +%s) - t0 ))
 echo
 echo "=================== mfa_auth test summary ==================="
 tp=0; tf=0
-for level in lint unit pg_test pg_regress e2e crash upgrade; do
-  printf '  %-11s %4s passed, %s failed\n' "$level" "${passed[$level]}" "${failed[$level]}"
+for level in "${levels[@]}"; do
+  printf '  %-16s %4s passed, %s failed\n' "$level" "${passed[$level]}" "${failed[$level]}"
   tp=$((tp + passed[$level])); tf=$((tf + failed[$level]))
 done
 echo "  wall time  ${elapsed}s"

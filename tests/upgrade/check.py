@@ -1,8 +1,12 @@
 """The data side of the upgrade test (tests/upgrade/run.sh), over real connections.
 
-  check.py fill STATE DB       on the old release: factors, challenges, an aal2 session
+  check.py fill STATE DB       on an old release: factors, challenges, an aal2 session (and, from
+                               0.2.0 on, recovery codes)
+  check.py still STATE DB      after an intermediate update: rows unchanged, the session aal2
   check.py upgraded STATE DB   after ALTER EXTENSION UPDATE: the old data still works
   check.py restored STATE DB   in a database restored from the old release's dump
+
+The version the database must be at is $EXPECT_VERSION (for fill: the old release's).
 
 TOTP codes come from oathtool (an independent implementation). Prints what it checked; exits
 non-zero (an AssertionError) when something does not hold."""
@@ -32,6 +36,10 @@ def oathtool(secret, steps_ahead=0):
                           capture_output=True, text=True).stdout.strip()
 
 
+def version(c):
+    return c.execute("SELECT extversion FROM pg_extension WHERE extname = 'mfa_auth'").fetchone()[0]
+
+
 def rows(c):
     """Rows of factors, challenges, claims and claim links."""
     return c.execute("""SELECT (SELECT count(*) FROM auth.mfa_factors), (SELECT count(*) FROM auth.mfa_challenges),
@@ -42,7 +50,7 @@ def old_data_works(c, s):
     """On this release, the old release's rows: unchanged, the session still aal2 for its user,
     the open phone challenge (a v1 hash) and the sealed TOTP factor (an oathtool code, one step
     ahead of the one used) verifying. Returns the row counts and the session's methods."""
-    assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'mfa_auth'").fetchone()[0] == "0.2.0"
+    assert version(c) == os.environ["EXPECT_VERSION"]
     counts = rows(c)
     assert list(counts) == s["counts"], (counts, s["counts"])
     assert c.execute("SELECT auth.session_aal(%s)::text, auth.session_aal(%s, %s)::text",
@@ -58,7 +66,8 @@ def old_data_works(c, s):
 def fill(state_path, db):
     user, phone_user, session = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     with connect(db) as c:
-        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'mfa_auth'").fetchone()[0] == "0.1.0"
+        old = version(c)
+        assert old == os.environ["EXPECT_VERSION"], old
         factor, secret, _, _ = c.execute("SELECT * FROM auth.enroll_totp(%s, 'phone app')", (user,)).fetchone()
         cid = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (factor,)).fetchone()[0]
         assert c.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)", (cid, oathtool(secret), session)).fetchone()[0]
@@ -70,13 +79,27 @@ def fill(state_path, db):
         phone_challenge, phone_code = c.execute(
             "SELECT challenge_id, code FROM auth.create_challenge(%s, '10.0.0.1')", (phone,)).fetchone()
         c.execute("SELECT auth.record_amr(%s, 'password')", (session,))
+        recovery = None
+        if old != "0.1.0":  # recovery codes came with 0.2.0; one is kept unused for after the update
+            codes = [r[0] for r in c.execute("SELECT auth.generate_recovery_codes(%s, %s, 4)", (user, session))]
+            recovery = codes[1]
         counts = rows(c)
     state = dict(user=str(user), session=str(session), factor=str(factor), secret=secret, open_totp=str(open_totp),
-                 phone=str(phone), phone_challenge=str(phone_challenge), phone_code=phone_code, counts=list(counts))
+                 phone=str(phone), phone_challenge=str(phone_challenge), phone_code=phone_code, counts=list(counts),
+                 recovery=recovery)
     with open(state_path, "w") as f:
         json.dump(state, f)
-    print(f"  0.1.0: TOTP factor verified (session aal2), an open TOTP challenge, a phone factor with an open "
-          f"challenge; rows factors/challenges/claims/links = {counts}")
+    print(f"  {old}: TOTP factor verified (session aal2), an open TOTP challenge, a phone factor with an open "
+          f"challenge{', 4 recovery codes' if recovery else ''}; rows factors/challenges/claims/links = {counts}")
+
+
+def still(state_path, db):
+    s = json.load(open(state_path))
+    with connect(db) as c:
+        assert version(c) == os.environ["EXPECT_VERSION"]
+        assert list(rows(c)) == s["counts"]
+        assert c.execute("SELECT auth.session_aal(%s, %s)::text", (s["session"], s["user"])).fetchone()[0] == "aal2"
+    print(f"  at {os.environ['EXPECT_VERSION']}: rows unchanged {tuple(s['counts'])}, the session still aal2")
 
 
 def upgraded(state_path, db):
@@ -86,6 +109,12 @@ def upgraded(state_path, db):
         # The new API works on the old data: attempt_tracking's new column, and a WebAuthn factor
         # of an old user (new columns, create_challenge's webauthn column), removed again.
         assert c.execute("SELECT refusals >= 0 FROM auth.attempt_tracking()").fetchone()[0]
+        if s.get("recovery"):  # a recovery code of the old release recovers a new session
+            later = str(uuid.uuid4())
+            assert c.execute("SELECT auth.verify_recovery_code(%s, %s, NULL, %s)",
+                             (s["user"], s["recovery"], later)).fetchone()[0]
+            assert c.execute("SELECT auth.session_aal(%s, %s)::text", (later, s["user"])).fetchone()[0] == "aal2"
+            print("  an unused recovery code of the old release recovered a new session to aal2")
         c.execute("SET mfa_auth.webauthn_rp_id = 'example.org'")
         c.execute("SET mfa_auth.webauthn_origins = 'https://example.org'")
         user = c.execute("SELECT user_id FROM auth.mfa_factors LIMIT 1").fetchone()[0]
@@ -110,8 +139,9 @@ def restored(state_path, db):
     s = json.load(open(state_path))
     with connect(db) as c:
         counts, methods = old_data_works(c, s)
-    print(f"  restored from the 0.1.0 dump into 0.2.0: rows {tuple(counts)}; session aal2 {methods}; factors verify")
+    print(f"  restored from the old release's dump into {os.environ['EXPECT_VERSION']}: rows {tuple(counts)}; "
+          f"session aal2 {methods}; factors verify")
 
 
 if __name__ == "__main__":
-    {"fill": fill, "upgraded": upgraded, "restored": restored}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    {"fill": fill, "still": still, "upgraded": upgraded, "restored": restored}[sys.argv[1]](sys.argv[2], sys.argv[3])

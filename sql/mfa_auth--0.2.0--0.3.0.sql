@@ -1,0 +1,12 @@
+-- mfa_auth 0.2.0 -> 0.3.0 (ALTER EXTENSION mfa_auth UPDATE).
+--
+-- Every SQL-visible change since 0.2.0 is made here, in the same commit as the change, so an
+-- updated database equals a fresh 0.3.0 install (tests/upgrade/run.sh compares their catalogs
+-- and checks the old data on both release paths: 0.2.0 -> 0.3.0 and 0.1.0 -> 0.2.0 -> 0.3.0).
+--
+-- Changes that need no SQL here (the library does them; a database on 0.2.0's SQL gets them as
+-- soon as the 0.3.0 library is installed):
+--   - SHOW / pg_settings of mfa_auth.encryption_keys while it is unset no longer crash the
+--     server (its show hook returned NULL);
+--   - every function that writes refuses on a standby server or in a read-only transaction
+--     with SQLSTATE 25006 and a hint, before it counts an attempt.
