@@ -147,6 +147,14 @@ def test_pg_dump_and_pg_dumpall_of_a_database_with_factors(database, tmp_path):
             c.execute(f"DROP DATABASE IF EXISTS {dst} WITH (FORCE)")
 
 
+def admin():
+    """A superuser connection whose backend has loaded the library (not preloaded, ALTER SYSTEM
+    of an mfa_auth setting needs its definition)."""
+    c = connect()
+    c.execute("SELECT auth.totp_generate('JBSWY3DPEHPK3PXP', to_timestamp(0))")
+    return c
+
+
 def reload():
     with connect() as c:
         c.execute("SELECT pg_reload_conf()")
@@ -208,7 +216,7 @@ def test_reloads_with_a_changed_and_a_broken_key_file_while_sessions_verify(data
         phase["name"] = "changed"
         write_file(path, f"# rotated\n{new_key}\n" + (original or ""))
         if own_file:
-            with connect() as c:
+            with admin() as c:
                 c.execute(sql.SQL("ALTER SYSTEM SET mfa_auth.encryption_keys_file = {}").format(sql.Literal(path)))
         reload()
         time.sleep(1.5)
@@ -223,7 +231,7 @@ def test_reloads_with_a_changed_and_a_broken_key_file_while_sessions_verify(data
         # Restored.
         phase["name"] = "restored"
         if own_file:
-            with connect() as c:
+            with admin() as c:
                 c.execute("ALTER SYSTEM RESET mfa_auth.encryption_keys_file")
         else:
             write_file(path, original)

@@ -3,6 +3,7 @@ server that does not preload mfa_auth, and secrets encrypted at rest, with codes
 pyotp (an independent TOTP implementation)."""
 import base64
 import os
+import time
 
 import psycopg
 import pyotp
@@ -119,7 +120,25 @@ def test_the_key_is_hidden_from_ordinary_roles(plain_role):
             me.execute("SELECT secret FROM auth.mfa_factors")
 
 
-def test_no_key_warns_once_and_errors_never_quote_the_key():
+@pytest.fixture
+def without_key_file():
+    """The cluster without its key file for the test (the keyfile configuration has one; the
+    deprecated setting, which the test sets per session, is the only key source then)."""
+    with connect() as admin:
+        path = admin.execute("SELECT current_setting('mfa_auth.encryption_keys_file', true)").fetchone()[0]
+        if path:
+            admin.execute("ALTER SYSTEM SET mfa_auth.encryption_keys_file = ''")
+            admin.execute("SELECT pg_reload_conf()")
+            time.sleep(1.0)
+    yield
+    if path:
+        with connect() as admin:
+            admin.execute("ALTER SYSTEM RESET mfa_auth.encryption_keys_file")
+            admin.execute("SELECT pg_reload_conf()")
+            time.sleep(1.0)
+
+
+def test_no_key_warns_once_and_errors_never_quote_the_key(without_key_file):
     with connect() as admin:
         notices = []
         admin.add_notice_handler(lambda d: notices.append((d.severity_nonlocalized, d.message_primary)))
