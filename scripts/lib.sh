@@ -3,8 +3,9 @@
 
 PGRX_VERSION=0.18.1
 PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_BIN=${MFA_AUTH_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
 PG_CONFIG=$PG_BIN/pg_config
+export MFA_AUTH_PG_BIN=$PG_BIN  # for the Python tests' own clusters
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

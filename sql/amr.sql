@@ -23,7 +23,7 @@ COMMENT ON VIEW auth.mfa_verified_claims IS 'mfa_auth: MFA claims with the facto
 CREATE FUNCTION auth.session_amr(session_id uuid, user_id uuid) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
+BEGIN ATOMIC
     SELECT COALESCE(
         jsonb_agg(jsonb_build_object('method', a.authentication_method,
                                      'timestamp', floor(extract(epoch FROM a.updated_at))::bigint)
@@ -35,26 +35,30 @@ AS $$
             OR EXISTS (SELECT 1 FROM auth.mfa_verified_claims v
                         WHERE v.session_id = a.session_id
                           AND v.authentication_method = a.authentication_method
-                          AND ($2 IS NULL OR v.user_id = $2)))
-$$;
+                          AND ($2 IS NULL OR v.user_id = $2)));
+END;
 
 CREATE FUNCTION auth.session_amr(session_id uuid) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth.session_amr($1, NULL) $$;
+BEGIN ATOMIC
+    SELECT auth.session_amr($1, NULL);
+END;
 
 -- aal2 when the session has an MFA claim earned by a verified factor of `user_id` (of any
 -- user when it is NULL), else aal1. auth.aal() answers this for the current session and user.
 CREATE FUNCTION auth.session_aal(session_id uuid, user_id uuid) RETURNS auth.aal_level
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
+BEGIN ATOMIC
     SELECT CASE WHEN EXISTS (SELECT 1 FROM auth.mfa_verified_claims v
                               WHERE v.session_id = $1 AND ($2 IS NULL OR v.user_id = $2))
-                THEN 'aal2' ELSE 'aal1' END::auth.aal_level
-$$;
+                THEN 'aal2' ELSE 'aal1' END::auth.aal_level;
+END;
 
 CREATE FUNCTION auth.session_aal(session_id uuid) RETURNS auth.aal_level
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth.session_aal($1, NULL) $$;
+BEGIN ATOMIC
+    SELECT auth.session_aal($1, NULL);
+END;

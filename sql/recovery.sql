@@ -5,17 +5,19 @@ CREATE FUNCTION auth.recovery_codes_status(user_id uuid)
 RETURNS TABLE (total integer, remaining integer, created_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
+BEGIN ATOMIC
     SELECT count(c.id)::integer, (count(c.id) FILTER (WHERE c.consumed_at IS NULL))::integer, min(c.created_at)
       FROM auth.mfa_recovery_code_sets s
       LEFT JOIN auth.mfa_recovery_codes c ON c.mfa_recovery_code_set_id = s.id
      WHERE s.user_id = $1
-     GROUP BY s.id
-$$;
+     GROUP BY s.id;
+END;
 
 -- The same for the current user (auth.uid()).
 CREATE FUNCTION auth.my_recovery_codes_status()
 RETURNS TABLE (total integer, remaining integer, created_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT * FROM auth.recovery_codes_status(auth.uid()) $$;
+BEGIN ATOMIC
+    SELECT * FROM auth.recovery_codes_status(auth.uid());
+END;

@@ -5,6 +5,56 @@
 -- nullability, primary keys, index names). auth.mfa_factors is the table factor_id refers to,
 -- compatible with Supabase Auth.
 
+-- The schema must be the extension's own: created by this CREATE EXTENSION, or an empty one
+-- that a superuser made (what pg_restore does), and no role but superusers may create objects
+-- in it. Every function and the C code find their tables, views and functions by their names in
+-- `auth`; whoever owns the schema, or may create in it, could rename it and plant objects of
+-- their own under those names, which SECURITY DEFINER functions would then run as the
+-- extension's owner. A schema `auth` that someone else made is refused, never used (0.2.0 used
+-- it silently). The same check runs in sql/mfa_auth--0.2.0--0.3.0.sql, and the library checks
+-- the schema's owner in every backend before its first statement (src/spi_util.rs).
+DO $check$
+DECLARE
+    nsp oid;
+    owner_name text;
+    owner_super boolean;
+    objects bigint;
+BEGIN
+    SELECT n.oid, r.rolname, r.rolsuper INTO nsp, owner_name, owner_super
+      FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'auth';
+    IF NOT owner_super THEN
+        RAISE EXCEPTION USING ERRCODE = '42P06',
+            MESSAGE = pg_catalog.format('schema "auth" already exists and belongs to role "%s": mfa_auth installs only into a schema of its own', owner_name),
+            DETAIL = 'Its owner could rename it and put objects of their own under the names mfa_auth''s SECURITY DEFINER functions use.',
+            HINT = 'If nothing in it is needed, DROP SCHEMA auth (as its owner) and run CREATE EXTENSION mfa_auth again. A database managed by Supabase Auth keeps its own auth schema: mfa_auth cannot be installed beside it (see docs/security.md).';
+    END IF;
+    SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) nsp)
+         OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) nsp)
+         OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) nsp)
+         OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_operator WHERE oprnamespace OPERATOR(pg_catalog.=) nsp)
+         OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_collation WHERE collnamespace OPERATOR(pg_catalog.=) nsp)
+         OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_conversion WHERE connamespace OPERATOR(pg_catalog.=) nsp)
+         OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_opfamily WHERE opfnamespace OPERATOR(pg_catalog.=) nsp)
+         OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_ts_config WHERE cfgnamespace OPERATOR(pg_catalog.=) nsp)
+         OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_extension WHERE extnamespace OPERATOR(pg_catalog.=) nsp
+                                   AND extname OPERATOR(pg_catalog.<>) 'mfa_auth')
+      INTO objects;
+    IF objects OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '42P06',
+            MESSAGE = pg_catalog.format('schema "auth" already exists and holds %s objects: mfa_auth installs only into a schema of its own', objects),
+            HINT = 'Move those objects elsewhere, or install into a database without a schema auth.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+                WHERE n.oid OPERATOR(pg_catalog.=) nsp AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+                  AND NOT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) a.grantee), false)) THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = 'schema "auth" already exists and grants CREATE to a role that is not a superuser',
+            HINT = 'REVOKE CREATE ON SCHEMA auth FROM those roles (and PUBLIC), then run CREATE EXTENSION mfa_auth again.';
+    END IF;
+END
+$check$;
+
 -- Ordinary roles may resolve names in the schema (the stateless OTP helpers are meant for
 -- everyone); every table below is closed to them.
 GRANT USAGE ON SCHEMA auth TO PUBLIC;

@@ -15,16 +15,19 @@ LANGUAGE c IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'role_user_id_wrapper';
 
 -- The current user's factors, without secrets.
+-- The SECURITY DEFINER SQL functions have SQL-standard bodies (BEGIN ATOMIC): parsed when they
+-- are created, they refer to the extension's tables and functions by OID, so renaming schema
+-- auth or planting look-alikes under its names cannot change what they run.
 CREATE FUNCTION auth.my_factors()
 RETURNS TABLE (factor_id uuid, friendly_name text, factor_type auth.factor_type,
                status auth.factor_status, created_at timestamptz, updated_at timestamptz,
                last_challenged_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
+BEGIN ATOMIC
     SELECT f.id, f.friendly_name, f.factor_type, f.status, f.created_at, f.updated_at,
            f.last_challenged_at
       FROM auth.mfa_factors f
      WHERE f.user_id = auth.uid()
-     ORDER BY f.created_at
-$$;
+     ORDER BY f.created_at;
+END;

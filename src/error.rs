@@ -89,6 +89,9 @@ pub enum MfaError {
     /// 25006: a function that writes, called on a standby server (`standby`) or in a
     /// read-only transaction on the primary.
     ReadOnly { function: &'static str, standby: bool },
+    /// 42501: schema `auth` is not safe to run statements in (why): not the extension's, or
+    /// owned by, or open to CREATE by, a role that is not a superuser.
+    SchemaUnsafe(String),
     /// XX000: reading a row this extension's own statement returned failed (a bug).
     Internal(String),
 }
@@ -168,6 +171,7 @@ impl MfaError {
             MfaError::UnsupportedFactor(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             MfaError::Internal(_) => ERRCODE_INTERNAL_ERROR,
             MfaError::ReadOnly { .. } => ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            MfaError::SchemaUnsafe(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             MfaError::NoAuthenticatedUser => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             MfaError::NoFactor | MfaError::NoWebauthnFactor => ERRCODE_NO_DATA_FOUND,
             MfaError::SeveralFactors => ERRCODE_CARDINALITY_VIOLATION,
@@ -199,6 +203,7 @@ impl MfaError {
             MfaError::DuplicateFactor(what) => (*what).into(),
             MfaError::UnsupportedFactor(t) => format!("challenges of {t} factors are not supported"),
             MfaError::Internal(e) => format!("mfa_auth internal error: {e}"),
+            MfaError::SchemaUnsafe(why) => format!("schema \"auth\" of mfa_auth is not safe to use: {why}"),
             MfaError::ReadOnly { function, standby: true } => {
                 format!("{function} cannot run on a standby server: it writes to the primary's tables")
             }
@@ -303,6 +308,9 @@ impl MfaError {
             MfaError::MfaMethodNotRecordable(_) => Some(
                 "auth.verify_challenge / auth.verify_factor with a session_id record totp, mfa/phone and mfa/webauthn claims bound to the factor's user.",
             ),
+            MfaError::SchemaUnsafe(_) => Some(
+                "Whoever owns schema auth, or may create objects in it, could re-point the names mfa_auth's SECURITY DEFINER functions use. A superuser restores it: ALTER SCHEMA auth OWNER TO <a superuser>; REVOKE CREATE ON SCHEMA auth FROM <other roles>, PUBLIC (docs/security.md, \"Schema auth\").",
+            ),
             MfaError::ReadOnly { standby: true, .. } => Some(
                 "Call it on the primary. A standby answers auth.aal(), auth.amr(), auth.mfa_verified_within() and row-level-security policies from the claims it has replayed.",
             ),
@@ -325,6 +333,26 @@ pub fn raise(e: MfaError) -> ! {
     }
     report.report(PgLogLevel::ERROR);
     unreachable!("ERROR does not return")
+}
+
+/// Keeps Rust backtraces out of every error a client receives. pgrx attaches a backtrace to
+/// the DETAIL of an error that crosses its boundary (a Postgres error raised inside SPI, such
+/// as a lock timeout or a serialization failure, or a Rust panic) whenever backtrace capture
+/// is enabled, which the server's environment decides (RUST_BACKTRACE, RUST_LIB_BACKTRACE):
+/// module paths and source files of the extension then reach the client. The standard library
+/// reads those variables once per copy of itself (this library links its own) and caches the
+/// answer: called from `_PG_init`, before anything can capture, this caches "disabled" with
+/// RUST_LIB_BACKTRACE=0 set for the one call, then puts the environment back as it was. In the
+/// postmaster (preloaded) every backend inherits the answer.
+pub fn disable_backtraces() {
+    let before = std::env::var_os("RUST_LIB_BACKTRACE");
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    let probe = std::backtrace::Backtrace::capture();
+    match before {
+        Some(v) => std::env::set_var("RUST_LIB_BACKTRACE", v),
+        None => std::env::remove_var("RUST_LIB_BACKTRACE"),
+    }
+    debug_assert_eq!(probe.status(), std::backtrace::BacktraceStatus::Disabled);
 }
 
 /// Refuses (25006) a function that writes when it cannot: on a standby (hot standby

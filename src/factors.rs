@@ -7,16 +7,15 @@ use pgrx::spi::SpiClient;
 use crate::error::{raise, required, MfaError, OrRaise};
 use crate::factor_types::FactorType;
 use crate::otp::{phone::is_e164, qr, secret, uri, OtpParams};
-use crate::spi_util::{run, Stmt};
+use crate::spi_util::{fresh_row, lock_user, run, Stmt};
 
 /// Supabase Auth's limit.
 pub const MAX_FACTORS_PER_USER: i64 = 10;
 
-/// Serialises enrollments of one user (the factor limit and name uniqueness are
-/// checked, then inserted) and reports what the checks need.
+/// What the per-user limits need (the factor count, name and phone uniqueness), read under
+/// the per-user lock with a snapshot taken after it ([`fresh_row`]).
 const USER_FACTORS: Stmt = Stmt {
-    sql: "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('mfa_auth.enroll:' || $1::text, 0)),
-                 (SELECT pg_catalog.count(*) FROM auth.mfa_factors WHERE user_id = $1),
+    sql: "SELECT (SELECT pg_catalog.count(*) FROM auth.mfa_factors WHERE user_id = $1),
                  EXISTS (SELECT 1 FROM auth.mfa_factors WHERE user_id = $1
                           AND pg_catalog.btrim($2) <> '' AND friendly_name = $2),
                  EXISTS (SELECT 1 FROM auth.mfa_factors WHERE user_id = $1 AND phone = $3)",
@@ -30,11 +29,11 @@ const INSERT_FACTOR: Stmt = Stmt {
 };
 
 /// Whether the user has a verified factor other than `$3`, and whether session `$2` is
-/// aal2 for them; under the per-user lock enrollment takes, so that two factors cannot
-/// both be verified as "the first" at once.
+/// aal2 for them; read under the per-user lock with a snapshot taken after it, so that two
+/// factors cannot both be verified as "the first" at once (0.2.0 read it in the statement
+/// that took the lock, whose snapshot predates the wait).
 const ENTITLEMENT: Stmt = Stmt {
-    sql: "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('mfa_auth.enroll:' || $1::text, 0)) IS NULL,
-                 EXISTS (SELECT 1 FROM auth.mfa_factors
+    sql: "SELECT EXISTS (SELECT 1 FROM auth.mfa_factors
                           WHERE user_id = $1 AND status = 'verified' AND id IS DISTINCT FROM $3),
                  EXISTS (SELECT 1 FROM auth.mfa_verified_claims v WHERE v.session_id = $2 AND v.user_id = $1)",
     args: &[pg_sys::UUIDOID, pg_sys::UUIDOID, pg_sys::UUIDOID],
@@ -51,10 +50,11 @@ pub fn require_entitled(
     except: Option<pgrx::Uuid>,
     what: &'static str,
 ) {
-    let row = run(client, &ENTITLEMENT, &[user_id.into(), session_id.into(), except.into()]);
-    let row = row.first();
-    let has_verified: bool = row.get(2).or_raise().unwrap_or(true);
-    let aal2: bool = row.get(3).or_raise().unwrap_or(false);
+    lock_user(client, user_id);
+    let (has_verified, aal2) =
+        fresh_row(client, &ENTITLEMENT, &[user_id.into(), session_id.into(), except.into()], |row| {
+            (row.get::<bool>(1).unwrap_or(true), row.get::<bool>(2).unwrap_or(false))
+        });
     if has_verified && !aal2 {
         raise(MfaError::Aal2Required(what));
     }
@@ -140,11 +140,15 @@ pub fn insert_factor(
     phone: Option<&str>,
 ) -> pgrx::Uuid {
     Spi::connect_mut(|client| {
-        let row = run(client, &USER_FACTORS, &[user_id.into(), friendly_name.into(), phone.into()]);
-        let row = row.first();
-        let count: i64 = row.get(2).or_raise().unwrap_or(0);
-        let name_taken: bool = row.get(3).or_raise().unwrap_or(false);
-        let phone_taken: bool = row.get(4).or_raise().unwrap_or(false);
+        lock_user(client, user_id);
+        let (count, name_taken, phone_taken) =
+            fresh_row(client, &USER_FACTORS, &[user_id.into(), friendly_name.into(), phone.into()], |row| {
+                (
+                    row.get::<i64>(1).unwrap_or(0),
+                    row.get::<bool>(2).unwrap_or(false),
+                    row.get::<bool>(3).unwrap_or(false),
+                )
+            });
         if count >= MAX_FACTORS_PER_USER {
             raise(MfaError::TooManyFactors(MAX_FACTORS_PER_USER));
         }

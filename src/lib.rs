@@ -48,6 +48,7 @@ extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    error::disable_backtraces();
     guc::init();
     attempt_limits::init();
     session::init();
@@ -107,7 +108,7 @@ mod tests {
         let mut rust: Vec<&str> = FactorType::ALL.iter().map(|t| t.amr_method()).collect();
         rust.sort_unstable();
         let sql = Spi::get_one::<String>(
-            r"SELECT array_to_string(ARRAY(SELECT unnest(substring(prosrc from '''(\{[^}]*\})''::text\[\]')::text[]) ORDER BY 1), ',')
+            r"SELECT array_to_string(ARRAY(SELECT unnest(substring(pg_get_functiondef(oid) from '''(\{[^}]*\})''::text\[\]')::text[]) ORDER BY 1), ',')
                 FROM pg_proc WHERE oid = 'auth.session_amr(uuid, uuid)'::regprocedure",
         );
         assert_eq!(sql, Ok(Some(rust.join(","))));

@@ -14,13 +14,13 @@ use crate::factor_types::FactorType;
 use crate::guc;
 use crate::ids;
 use crate::otp::recovery;
-use crate::spi_util::{run, Stmt};
+use crate::spi_util::{fresh_row, lock_user, run, Stmt};
 
-/// Under the per-user lock enrollment takes: whether the user has a verified factor other
-/// than recovery codes, whether session `$2` is aal2 for them, and their set (locked).
+/// Under the per-user lock enrollment takes, with a snapshot taken after it: whether the user
+/// has a verified factor other than recovery codes, whether session `$2` is aal2 for them, and
+/// their set (locked), so that a generation waiting on another sees the set it committed.
 const GENERATE_CHECKS: Stmt = Stmt {
-    sql: "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('mfa_auth.enroll:' || $1::text, 0)) IS NULL,
-                 EXISTS (SELECT 1 FROM auth.mfa_factors
+    sql: "SELECT EXISTS (SELECT 1 FROM auth.mfa_factors
                           WHERE user_id = $1 AND status = 'verified' AND factor_type::text <> 'recovery_code'),
                  EXISTS (SELECT 1 FROM auth.mfa_verified_claims v WHERE v.session_id = $2 AND v.user_id = $1),
                  (SELECT s.id FROM auth.mfa_recovery_code_sets s WHERE s.user_id = $1 FOR UPDATE)",
@@ -120,15 +120,17 @@ pub fn generate(user_id: pgrx::Uuid, session_id: Option<pgrx::Uuid>, count: i32)
     }
     let codes: Vec<String> = (0..count).map(|_| recovery::generate().or_raise()).collect();
     let set = Spi::connect_mut(|client| {
-        let row = run(client, &GENERATE_CHECKS, &[user_id.into(), session_id.into()]);
-        let row = row.first();
-        if !row.get::<bool>(2).or_raise().unwrap_or(false) {
+        lock_user(client, user_id);
+        let (verified, aal2, set) = fresh_row(client, &GENERATE_CHECKS, &[user_id.into(), session_id.into()], |row| {
+            (row.get::<bool>(1).unwrap_or(false), row.get::<bool>(2).unwrap_or(false), row.get::<pgrx::Uuid>(3))
+        });
+        if !verified {
             raise(MfaError::NoVerifiedFactor);
         }
-        if !row.get::<bool>(3).or_raise().unwrap_or(false) {
+        if !aal2 {
             raise(MfaError::Aal2Required("generate recovery codes"));
         }
-        row.get::<pgrx::Uuid>(4).or_raise()
+        set
     });
     let set = set.unwrap_or_else(|| {
         // The factor first (the per-user factor limit applies), then its set.

@@ -262,6 +262,7 @@ fn with_statements<R>(f: impl FnOnce(&Statements) -> R) -> R {
     STATEMENTS.with(|s| {
         if s.borrow().is_none() {
             let st = Spi::connect(|client| {
+                crate::spi_util::check_schema(client);
                 let row = client
                     .select(
                         "SELECT c.relowner,

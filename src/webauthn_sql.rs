@@ -49,8 +49,9 @@ pgrx::impl_sql_translatable!(CredentialJson, "jsonb");
 // datum (the SQL signature says so), unboxed through FromDatum above.
 unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for CredentialJson {
     unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| panic!("argument {index} must not be null"))
+        // (Only reachable through a non-strict signature taking it as non-Option: none does.)
+        unsafe { arg.unbox_arg_using_from_datum() }
+            .unwrap_or_else(|| crate::error::raise(crate::error::MfaError::NullArgument("credential")))
     }
 
     unsafe fn unbox_nullable_arg(arg: pgrx::callconv::Arg<'_, 'fcx>) -> pgrx::nullable::Nullable<Self> {

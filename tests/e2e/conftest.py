@@ -125,7 +125,8 @@ def plain_role(database):
         c.execute(f"DROP ROLE {name}")
 
 
-PG_BIN = "/usr/lib/postgresql/15/bin"
+# The server binaries the throwaway clusters run (scripts/lib.sh exports its PG_BIN).
+PG_BIN = os.environ.get("MFA_AUTH_PG_BIN", "/usr/lib/postgresql/15/bin")
 
 
 def _free_port():
@@ -147,7 +148,7 @@ class ThrowawayCluster:
     """A cluster of its own on loopback, for tests that must not share server state (shared
     memory, settings) with the main one. `options` are postgres -c settings."""
 
-    def __init__(self, prefix, *options):
+    def __init__(self, prefix, *options, env=None):
         import shutil
         import tempfile
         self.root = tempfile.mkdtemp(prefix=prefix)
@@ -158,9 +159,10 @@ class ThrowawayCluster:
         as_cluster_user([f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres", "--auth=trust"])
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
         opts += "".join(f" -c {o}" for o in options)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RUST_")}
+        server_env = {k: v for k, v in os.environ.items() if not k.startswith("RUST_")}
+        server_env.update(env or {})
         as_cluster_user([f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.root, "log"), "-w",
-                         "-o", opts, "start"], env=env)
+                         "-o", opts, "start"], env=server_env)
         self.conn = dict(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True)
 
     def connect(self, **kw):

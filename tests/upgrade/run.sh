@@ -94,6 +94,11 @@ q -d direct -c "CREATE EXTENSION mfa_auth VERSION '0.2.0'" >/dev/null
 log "direct: filling a 0.2.0 database"
 EXPECT_VERSION=0.2.0 "$python" "$here/check.py" fill "$work/direct.json" direct
 "$PG_BIN/pg_dump" -Fc -d direct -f "$work/direct-0.2.0.dump"
+# A database installed into a schema auth that its non-superuser owner had created (0.2.0
+# accepted that silently): the update must refuse it until a superuser owns the schema.
+q -d postgres -c "CREATE ROLE squatter LOGIN" -c "CREATE DATABASE squatted OWNER squatter" >/dev/null
+q -U squatter -d squatted -c "CREATE SCHEMA auth" >/dev/null
+q -d squatted -c "CREATE EXTENSION mfa_auth VERSION '0.2.0'" >/dev/null
 
 # --- this build ------------------------------------------------------------------------------
 restart_on "$work/new.so"
@@ -111,6 +116,22 @@ wrong=$(q -d direct -c "BEGIN" -c "SELECT auth.verify_challenge(challenge_id, 'a
           -c "ROLLBACK")
 [ "$wrong" = f ] || die "a verification on the 0.2.0 SQL and the new library returned '$wrong'"
 echo "  the 0.2.0 SQL runs on the new library before the update (attempt_tracking: $cols columns, create_challenge: $ccols, a wrong code: $wrong)"
+
+# The squatted database: the library refuses to run statements there, and so does the update.
+if out=$(q -d squatted -c "SELECT auth.enroll_totp(gen_random_uuid())" 2>&1); then
+  die "the new library ran in a database whose schema auth belongs to a non-superuser"
+fi
+echo "$out" | grep -q 'schema "auth" of mfa_auth is not safe to use: it belongs to role "squatter"' \
+  || die "unexpected refusal in the squatted database: $out"
+if out=$(q -d squatted -c "ALTER EXTENSION mfa_auth UPDATE" 2>&1); then
+  die "ALTER EXTENSION UPDATE went through in a database whose schema auth belongs to a non-superuser"
+fi
+echo "$out" | grep -q 'schema "auth" belongs to role "squatter", which is not a superuser: mfa_auth is not updated' \
+  || die "unexpected refusal of the update: $out"
+q -d squatted -c "ALTER SCHEMA auth OWNER TO postgres" -c "ALTER EXTENSION mfa_auth UPDATE" >/dev/null
+[ "$(q -d squatted -c "SELECT extversion FROM pg_extension WHERE extname = 'mfa_auth'")" = "$NEW_VERSION" ] \
+  || die "the squatted database did not update once a superuser owned its schema"
+echo "  a 0.2.0 database installed into a schema auth of a non-superuser: the library and the update refuse it (42501) until a superuser owns the schema, then it updates"
 
 q -d postgres -c "CREATE DATABASE fresh" >/dev/null
 q -d fresh -c "CREATE EXTENSION mfa_auth" >/dev/null

@@ -6,7 +6,7 @@ SELECT line FROM (
                 p.proname, pg_get_function_arguments(p.oid), coalesce(pg_get_function_result(p.oid), '-'),
                 p.prokind, l.lanname, p.prosecdef, p.provolatile, p.proparallel, p.proisstrict,
                 coalesce(array_to_string(p.proconfig, ';'), ''), coalesce(p.proacl::text, 'default'),
-                md5(p.prosrc), coalesce(p.probin, '')) AS line
+                md5(p.prosrc || coalesce(pg_get_functiondef(p.oid), '')), coalesce(p.probin, '')) AS line
     FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
    WHERE p.pronamespace = 'auth'::regnamespace
   UNION ALL
