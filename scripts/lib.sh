@@ -84,7 +84,7 @@ init_cluster() {
 # scan_logs FILE...: prints every line of the server logs that says a server process
 # crashed, a PANIC or a failed assertion, and fails when there is one. A backend crash is
 # followed by automatic recovery, which a client that reconnects would never notice.
-CRASH_PATTERN='terminated by signal|terminated by exception|exited with exit code [^0]|PANIC:|TRAP: |failed Assert|all server processes terminated'
+CRASH_PATTERN='terminated by signal|terminated by exception|exited with exit code ([2-9]|[1-9][0-9])|PANIC:|TRAP: |failed Assert|all server processes terminated'
 # scan_logs [-x REGEX] FILE...: as above; lines matching REGEX (a crash the caller caused on
 # purpose, named by its PID) are not counted.
 scan_logs() {
@@ -114,4 +114,30 @@ install_extension() {
   [ "$(id -u)" = 0 ] || sudo=(--sudo)
   cargo pgrx install --release --pg-config "$PG_CONFIG" "${sudo[@]}" >"${1:-/dev/null}" 2>&1 \
     || { [ -n "${1:-}" ] && tail -n 60 "$1" >&2; die "cargo pgrx install failed"; }
+}
+
+# Where other PostgreSQL majors are built (scripts/pg-build.sh): readable by the cluster user,
+# so not under root's home.
+pg_cache() {
+  if [ "$(id -u)" = 0 ]; then echo "${MFA_AUTH_PG_CACHE:-/var/cache/mfa_auth/pg}"; else echo "${MFA_AUTH_PG_CACHE:-$HOME/.cache/mfa_auth/pg}"; fi
+}
+
+# The majors besides 15 that scripts/pg-build.sh can build, and the ones the test command runs
+# by default (scripts/test.sh --all-versions runs them all).
+EXTRA_MAJORS="13 18"
+CI_MAJORS="18"
+
+# pgrx_init: `cargo pgrx init` for PostgreSQL 15 and every major built into the cache, in one
+# call (init writes ~/.pgrx/config.toml with exactly the versions it is given), skipped when
+# the file already lists exactly those (a rewrite makes pgrx-pg-sys rebuild, ~2 minutes).
+pgrx_init() {
+  local args=(--pg$PG_MAJOR "$PG_CONFIG") want="pg$PG_MAJOR = \"$PG_CONFIG\"" v c
+  for v in $EXTRA_MAJORS; do
+    c="$(pg_cache)/$v/bin/pg_config"
+    if [ -x "$c" ]; then args+=(--pg$v "$c"); want="$want"$'\n'"pg$v = \"$c\""; fi
+  done
+  if [ "$(grep '^pg' "$HOME/.pgrx/config.toml" 2>/dev/null | sort)" != "$(echo "$want" | sort)" ]; then
+    log "cargo pgrx init ${args[*]}"
+    cargo pgrx init "${args[@]}" >/dev/null
+  fi
 }

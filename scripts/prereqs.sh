@@ -56,10 +56,7 @@ if ! cargo pgrx --version 2>/dev/null | grep -qx "cargo-pgrx $PGRX_VERSION"; the
 fi
 
 # Guarded: re-running init rewrites ~/.pgrx/config.toml and forces a rebuild.
-if ! grep -qsxF "pg$PG_MAJOR = \"$PG_CONFIG\"" "$HOME/.pgrx/config.toml"; then
-  log "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG"
-  cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG"
-fi
+pgrx_init
 
 # --- Python test helpers (a venv inside the checkout, ignored by git) ----------
 root=$(cd "$here/.." && pwd)

@@ -14,7 +14,13 @@
 # level that runs a server fails when one of its server logs shows a crashed process, a
 # PANIC or a failed assertion (scan_logs in scripts/lib.sh), naming the log line.
 # Installs its own prerequisites first (scripts/prereqs.sh), idempotently.
+#   9. other PostgreSQL majors, each built once from   (pg_test, pg_regress, e2e flow/session/configurations,
+#      Debian's source package (scripts/pg-build.sh)    pg_upgrade 15 -> it, the release upgrade path on it:
+#                                                       18 by default; --all-versions: 13 and 18, and pg_upgrade 13 -> 18)
+# Usage: scripts/test.sh [--all-versions]
 set -uo pipefail
+all_versions=0
+[ "${1:-}" = --all-versions ] && all_versions=1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
@@ -89,19 +95,23 @@ install_extension "$work/install.log"
 export MFA_AUTH_LOG_DIR="$work/logs"
 mkdir -p "$MFA_AUTH_LOG_DIR"
 
-# run_regress LEVEL PORT CONFIG: pg_regress against the cluster on PORT, in configuration
-# CONFIG; records LEVEL. The expected outputs are tests/pg_regress/expected/*.out (the
-# keyfile configuration), each replaced by expected/CONFIG/NAME.out where that configuration
-# differs: one expected output per test and configuration, none picked by best match.
+# run_regress LEVEL PORT OVERLAY...: pg_regress against the cluster on PORT (the server of
+# $PG_BIN); records LEVEL. The expected outputs are tests/pg_regress/expected/*.out (the
+# keyfile configuration on PostgreSQL 15), each replaced by expected/OVERLAY/NAME.out, in
+# order, where a configuration (nokey, ...) or a major version (pg18, ...) differs: one
+# expected output per test, configuration and version, none picked by best match.
 run_regress() {
-  local level=$1 port=$2 config=$3 out="$root/target/pg_regress/$1"
+  local level=$1 port=$2; shift 2
+  local out="$root/target/pg_regress/$level" overlay
   local regress_dir="$root/tests/pg_regress" tests total f rg_rc input="$work/regress-input-$1"
   tests=$(cd "$regress_dir/sql" && ls *.sql | sed 's/\.sql$//' | grep -vx setup | sort | tr '\n' ' ')
   rm -rf "$out" "$input"; mkdir -p "$out" "$input/expected"
   ln -s "$regress_dir/sql" "$input/sql"
   cp "$regress_dir"/expected/*.out "$input/expected/"
-  if [ -d "$regress_dir/expected/$config" ]; then cp "$regress_dir/expected/$config"/*.out "$input/expected/"; fi
-  ( cd "$input" && "/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress" \
+  for overlay in "$@"; do
+    if [ -d "$regress_dir/expected/$overlay" ]; then cp "$regress_dir/expected/$overlay"/*.out "$input/expected/"; fi
+  done
+  ( cd "$input" && "$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
       --host=127.0.0.1 --port="$port" --user=postgres --dbname=mfa_auth_regress \
       --inputdir=. --outputdir="$out" setup $tests ) >"$work/$level.log" 2>&1
   rg_rc=$?
@@ -178,6 +188,72 @@ log "level 8: a streaming standby (tests/standby)"
 rm -f "$MFA_AUTH_LOG_DIR"/*.log
 run_e2e standby "$root/tests/standby"
 crash_check standby "$MFA_AUTH_LOG_DIR"/*.log
+
+# --- 9. other PostgreSQL majors -------------------------------------------------------------
+# run_version MAJOR BIN: the in-database suites (#[pg_test], pg_regress), the e2e flow,
+# session and configuration tests on that server, and pg_upgrade from 15 to it.
+run_version() {
+  local v=$1 PG_BIN=$2 vport
+  log "PostgreSQL $v: #[pg_test] (cargo pgrx test pg$v)"
+  local vdata="$work/pgrx-test-pgdata-$v" vrunas=()
+  if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres "$vdata"; vrunas=(--runas postgres --pgdata "$vdata"); fi
+  cargo pgrx test "pg$v" ::pg_ "${vrunas[@]}" </dev/null >"$work/pgtest-$v.log" 2>&1
+  local rc=$?
+  sed 's/\x1b\[[0-9;]*m//g' "$work/pgtest-$v.log" > "$work/pgtest-$v.clean.log"
+  grep -E '^test .* (FAILED|ignored)$|^error|panicked|^warning' "$work/pgtest-$v.clean.log" | head -40
+  read -r p f < <(cargo_counts "$work/pgtest-$v.clean.log")
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 40 "$work/pgtest-$v.clean.log"; fi
+  record "pg_test_pg$v" "$p" "$f"
+  crash_check "pg_test_pg$v" "$work/pgtest-$v.clean.log"
+  log "PostgreSQL $v: building and installing the release library"
+  if ! cargo pgrx install --release --pg-config "$PG_BIN/pg_config" >"$work/install-$v.log" 2>&1; then
+    tail -n 40 "$work/install-$v.log"; record "install_pg$v" 0 1; return
+  fi
+  vport=$(free_port)
+  MFA_AUTH_CONFIG=keyfile start_cluster "$work/cluster-pg$v" "$vport"
+  rm -f "$MFA_AUTH_LOG_DIR"/*.log
+  PGPORT=$vport run_regress "regress_pg$v" "$vport" "pg$v"
+  PGPORT=$vport MFA_AUTH_CONFIG=keyfile MFA_AUTH_PG_BIN=$PG_BIN run_e2e "e2e_pg$v" \
+    "$root/tests/e2e/test_flow.py" "$root/tests/e2e/test_session.py" "$root/tests/e2e/test_configurations.py"
+  stop_cluster "$work/cluster-pg$v"
+  crash_check "e2e_pg$v" "$work/cluster-pg$v/server.log" "$MFA_AUTH_LOG_DIR"/*.log
+  log "PostgreSQL $v: pg_upgrade from $PG_MAJOR (tests/versions/pg_upgrade.sh)"
+  if bash "$root/tests/versions/pg_upgrade.sh" "/usr/lib/postgresql/$PG_MAJOR/bin" "$PG_BIN" >"$work/pgupgrade-$v.log" 2>&1; then
+    record "pg_upgrade_${PG_MAJOR}_$v" 1 0
+  else
+    record "pg_upgrade_${PG_MAJOR}_$v" 0 1
+  fi
+  grep -vE '^\s*$' "$work/pgupgrade-$v.log" | tail -n 12
+  # (The release path is tested on 15 and 18; on 13 it is not run: README, supported versions.)
+  [ "$v" -lt 14 ] && return
+  log "PostgreSQL $v: the release path 0.1.0 -> 0.2.0 -> this build (tests/upgrade/run.sh)"
+  if MFA_AUTH_PG_BIN=$PG_BIN bash "$root/tests/upgrade/run.sh" >"$work/upgrade-$v.log" 2>&1; then
+    record "upgrade_pg$v" 1 0
+  else
+    record "upgrade_pg$v" 0 1
+  fi
+  grep -vE '^\s*$' "$work/upgrade-$v.log" | tail -n 8
+}
+
+majors=$CI_MAJORS
+[ "$all_versions" = 1 ] && majors=$EXTRA_MAJORS
+for v in $majors; do
+  log "level 9: PostgreSQL $v (built once from Debian's source package: scripts/pg-build.sh)"
+  if vbin=$(bash "$here/pg-build.sh" "$v" 2>"$work/pgbuild-$v.log"); then
+    run_version "$v" "$vbin"
+  else
+    tail -n 30 "$work/pgbuild-$v.log"; record "build_pg$v" 0 1
+  fi
+done
+if [ "$all_versions" = 1 ]; then
+  log "level 9: pg_upgrade 13 -> 18"
+  if bash "$root/tests/versions/pg_upgrade.sh" "$(pg_cache)/13/bin" "$(pg_cache)/18/bin" >"$work/pgupgrade-13-18.log" 2>&1; then
+    record pg_upgrade_13_18 1 0
+  else
+    record pg_upgrade_13_18 0 1
+  fi
+  grep -vE '^\s*$' "$work/pgupgrade-13-18.log" | tail -n 12
+fi
 
 elapsed=$(( $(date +%s) - t0 ))
 echo

@@ -62,7 +62,12 @@ $check$;
 
 -- 2. The SECURITY DEFINER SQL functions get SQL-standard bodies (BEGIN ATOMIC): parsed once,
 --    bound to the extension's objects by OID, so no rename of schema auth can redirect them.
---    (CREATE OR REPLACE keeps their owner and grants.)
+--    (CREATE OR REPLACE keeps their owner and grants.) PostgreSQL 13 has no such bodies: there
+--    they keep 0.2.0's, as a fresh 0.3.0 install on 13 has them (sql/pg13/).
+DO $upgrade$
+BEGIN
+    IF pg_catalog.current_setting('server_version_num')::integer OPERATOR(pg_catalog.>=) 140000 THEN
+        EXECUTE $definitions$
 CREATE OR REPLACE FUNCTION auth.my_factors()
 RETURNS TABLE (factor_id uuid, friendly_name text, factor_type auth.factor_type,
                status auth.factor_status, created_at timestamptz, updated_at timestamptz,
@@ -76,7 +81,8 @@ BEGIN ATOMIC
      WHERE f.user_id = auth.uid()
      ORDER BY f.created_at;
 END;
-
+        $definitions$;
+        EXECUTE $definitions$
 CREATE OR REPLACE FUNCTION auth.session_amr(session_id uuid, user_id uuid) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -94,14 +100,16 @@ BEGIN ATOMIC
                           AND v.authentication_method = a.authentication_method
                           AND ($2 IS NULL OR v.user_id = $2)));
 END;
-
+        $definitions$;
+        EXECUTE $definitions$
 CREATE OR REPLACE FUNCTION auth.session_amr(session_id uuid) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT auth.session_amr($1, NULL);
 END;
-
+        $definitions$;
+        EXECUTE $definitions$
 CREATE OR REPLACE FUNCTION auth.session_aal(session_id uuid, user_id uuid) RETURNS auth.aal_level
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -110,14 +118,16 @@ BEGIN ATOMIC
                               WHERE v.session_id = $1 AND ($2 IS NULL OR v.user_id = $2))
                 THEN 'aal2' ELSE 'aal1' END::auth.aal_level;
 END;
-
+        $definitions$;
+        EXECUTE $definitions$
 CREATE OR REPLACE FUNCTION auth.session_aal(session_id uuid) RETURNS auth.aal_level
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT auth.session_aal($1, NULL);
 END;
-
+        $definitions$;
+        EXECUTE $definitions$
 CREATE OR REPLACE FUNCTION auth.recovery_codes_status(user_id uuid)
 RETURNS TABLE (total integer, remaining integer, created_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -129,7 +139,8 @@ BEGIN ATOMIC
      WHERE s.user_id = $1
      GROUP BY s.id;
 END;
-
+        $definitions$;
+        EXECUTE $definitions$
 CREATE OR REPLACE FUNCTION auth.my_recovery_codes_status()
 RETURNS TABLE (total integer, remaining integer, created_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -137,3 +148,7 @@ SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT * FROM auth.recovery_codes_status(auth.uid());
 END;
+        $definitions$;
+    END IF;
+END
+$upgrade$;

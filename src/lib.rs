@@ -31,12 +31,22 @@ mod webauthn_sql;
 
 // Schema objects first: types, tables, indexes (readable SQL in sql/).
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
-// SQL-language functions reading the claims.
+// SQL-language functions reading the claims; functions returning this extension's own SQL
+// types, and the current user's factor list; recovery-code status, in SQL. Their SECURITY
+// DEFINER functions have SQL-standard bodies (bound by OID), which PostgreSQL 13 lacks: there
+// the same functions come from sql/pg13/ with string bodies.
+#[cfg(not(feature = "pg13"))]
 extension_sql_file!("../sql/amr.sql", name = "amr", requires = ["schema"]);
-// Functions returning this extension's own SQL types, and the current user's factor list.
+#[cfg(not(feature = "pg13"))]
 extension_sql_file!("../sql/session.sql", name = "session", requires = ["schema", "amr", session::uid]);
-// Recovery-code status, in SQL.
+#[cfg(not(feature = "pg13"))]
 extension_sql_file!("../sql/recovery.sql", name = "recovery", requires = ["schema", session::uid]);
+#[cfg(feature = "pg13")]
+extension_sql_file!("../sql/pg13/amr.sql", name = "amr", requires = ["schema"]);
+#[cfg(feature = "pg13")]
+extension_sql_file!("../sql/pg13/session.sql", name = "session", requires = ["schema", "amr", session::uid]);
+#[cfg(feature = "pg13")]
+extension_sql_file!("../sql/pg13/recovery.sql", name = "recovery", requires = ["schema", session::uid]);
 // Procedures that commit per batch, calling their SECURITY DEFINER steps.
 extension_sql_file!(
     "../sql/maintenance.sql",

@@ -23,6 +23,8 @@ ensure_cargo_path
 RELEASES=("0.1.0:a62b950" "0.2.0:cd247ca")
 NEW_VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)
 pkglibdir=$("$PG_CONFIG" --pkglibdir)
+# The server these run on ($MFA_AUTH_PG_BIN, else Debian's 15): each release is built for it.
+major=$("$PG_CONFIG" --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/')
 extdir="$("$PG_CONFIG" --sharedir)/extension"
 python="$root/.venv/bin/python"
 
@@ -45,7 +47,7 @@ trap finish EXIT
 declare -A cache
 for release in "${RELEASES[@]}"; do
   version=${release%%:*} commit=${release##*:}
-  dir="${MFA_AUTH_CACHE:-$HOME/.cache/mfa_auth}/$version-$commit"
+  dir="${MFA_AUTH_CACHE:-$HOME/.cache/mfa_auth}/$version-$commit-pg$major"
   cache[$version]=$dir
   if [ ! -f "$dir/mfa_auth.so" ] || [ ! -f "$dir/mfa_auth--$version.sql" ]; then
     log "building mfa_auth $version ($commit) in a git worktree (once; cached in $dir)"
@@ -160,4 +162,4 @@ done
 
 stop_cluster "$work/cluster"
 scan_logs "$work/cluster/server.log" || die "the server log shows a crash"
-echo "upgrade 0.1.0 -> 0.2.0 -> $NEW_VERSION and 0.2.0 -> $NEW_VERSION: all checks hold"
+echo "upgrade 0.1.0 -> 0.2.0 -> $NEW_VERSION and 0.2.0 -> $NEW_VERSION on PostgreSQL $major: all checks hold"

@@ -1,18 +1,20 @@
 -- A catalog snapshot of schema auth, one line per fact, sorted: what must be identical between
--- a database upgraded from an older release and a fresh CREATE EXTENSION of this one.
+-- a database upgraded from an older release (or by pg_upgrade) and a fresh CREATE EXTENSION of
+-- this one. ACLs are the effective ones (a NULL ACL is its default), as sorted grants:
+-- pg_upgrade stores an explicit ACL that equals the default as NULL, and may reorder one.
 SELECT line FROM (
   -- functions and procedures: signature, result, kind, language, flags, settings, ACL, body
   SELECT format('routine %s(%s) returns %s kind=%s lang=%s secdef=%s volatility=%s parallel=%s strict=%s config=%s acl=%s src=%s bin=%s',
                 p.proname, pg_get_function_arguments(p.oid), coalesce(pg_get_function_result(p.oid), '-'),
                 p.prokind, l.lanname, p.prosecdef, p.provolatile, p.proparallel, p.proisstrict,
-                coalesce(array_to_string(p.proconfig, ';'), ''), coalesce(p.proacl::text, 'default'),
+                coalesce(array_to_string(p.proconfig, ';'), ''), (SELECT string_agg(format('%s:%s:%s', a.grantee::regrole, a.privilege_type, a.is_grantable), ',' ORDER BY a.grantee::regrole::text, a.privilege_type) FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a),
                 md5(p.prosrc || coalesce(pg_get_functiondef(p.oid), '')), coalesce(p.probin, '')) AS line
     FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
    WHERE p.pronamespace = 'auth'::regnamespace
   UNION ALL
   -- relations: kind, ACL, options, comment
   SELECT format('relation %s kind=%s acl=%s options=%s comment=%s', c.relname, c.relkind,
-                coalesce(c.relacl::text, 'default'), coalesce(array_to_string(c.reloptions, ','), ''),
+                (SELECT string_agg(format('%s:%s:%s', a.grantee::regrole, a.privilege_type, a.is_grantable), ',' ORDER BY a.grantee::regrole::text, a.privilege_type) FROM aclexplode(coalesce(c.relacl, acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))) a), coalesce(array_to_string(c.reloptions, ','), ''),
                 coalesce(obj_description(c.oid, 'pg_class'), ''))
     FROM pg_class c WHERE c.relnamespace = 'auth'::regnamespace
   UNION ALL
@@ -35,7 +37,7 @@ SELECT line FROM (
   SELECT format('type %s kind=%s base=%s labels=%s acl=%s', t.typname, t.typtype,
                 CASE WHEN t.typbasetype <> 0 THEN format_type(t.typbasetype, t.typtypmod) ELSE '' END,
                 coalesce((SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), ''),
-                coalesce(t.typacl::text, 'default'))
+                (SELECT string_agg(format('%s:%s:%s', a.grantee::regrole, a.privilege_type, a.is_grantable), ',' ORDER BY a.grantee::regrole::text, a.privilege_type) FROM aclexplode(coalesce(t.typacl, acldefault('T', t.typowner))) a))
     FROM pg_type t WHERE t.typnamespace = 'auth'::regnamespace AND t.typtype IN ('e', 'c', 'd', 'b') AND t.typrelid = 0
   UNION ALL
   SELECT format('policy %s on %s: %s %s using %s check %s', pol.polname, pol.polrelid::regclass, pol.polcmd,
@@ -56,7 +58,7 @@ SELECT line FROM (
     FROM pg_depend d JOIN pg_extension e ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid
    WHERE e.extname = 'mfa_auth' AND d.deptype = 'e'
   UNION ALL
-  SELECT format('schema auth acl=%s owner=%s', coalesce(n.nspacl::text, 'default'), n.nspowner::regrole)
+  SELECT format('schema auth acl=%s owner=%s', (SELECT string_agg(format('%s:%s:%s', a.grantee::regrole, a.privilege_type, a.is_grantable), ',' ORDER BY a.grantee::regrole::text, a.privilege_type) FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a), n.nspowner::regrole)
     FROM pg_namespace n WHERE n.nspname = 'auth'
 ) s
 ORDER BY line COLLATE "C";

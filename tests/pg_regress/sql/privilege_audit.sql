@@ -1,6 +1,7 @@
 -- The attack surface: every function in schema auth, whether it is SECURITY DEFINER, its
 -- pinned settings, and who may EXECUTE it. Any change shows up here in review.
-SELECT p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS function,
+-- (Procedures' arguments without the IN that PostgreSQL 14+ prints and 13 does not.)
+SELECT p.proname || '(' || regexp_replace(pg_catalog.pg_get_function_identity_arguments(p.oid), '(^|, )IN ', '\1', 'g') || ')' AS function,
        p.prosecdef AS security_definer,
        coalesce(array_to_string(p.proconfig, ', '), '') AS settings,
        coalesce((SELECT string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ', ' ORDER BY 1)
