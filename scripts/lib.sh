@@ -127,17 +127,22 @@ pg_cache() {
 EXTRA_MAJORS="13 18"
 CI_MAJORS="18"
 
-# pgrx_init: `cargo pgrx init` for PostgreSQL 15 and every major built into the cache, in one
-# call (init writes ~/.pgrx/config.toml with exactly the versions it is given), skipped when
-# the file already lists exactly those (a rewrite makes pgrx-pg-sys rebuild, ~2 minutes).
+# pgrx_init: ~/.pgrx/config.toml lists PostgreSQL 15 and every major built into the cache, and
+# nothing else (a listed pg_config that is gone breaks every build). `cargo pgrx init` only adds
+# to the file, so after its first run (which makes ~/.pgrx) the file is written here, and only
+# when it differs: a rewrite makes pgrx-pg-sys rebuild (~2 minutes).
 pgrx_init() {
-  local args=(--pg$PG_MAJOR "$PG_CONFIG") want="pg$PG_MAJOR = \"$PG_CONFIG\"" v c
+  local want="[configs]"$'\n'"pg$PG_MAJOR = \"$PG_CONFIG\"" v c file="$HOME/.pgrx/config.toml"
   for v in $EXTRA_MAJORS; do
     c="$(pg_cache)/$v/bin/pg_config"
-    if [ -x "$c" ]; then args+=(--pg$v "$c"); want="$want"$'\n'"pg$v = \"$c\""; fi
+    [ -x "$c" ] && want="$want"$'\n'"pg$v = \"$c\""
   done
-  if [ "$(grep '^pg' "$HOME/.pgrx/config.toml" 2>/dev/null | sort)" != "$(echo "$want" | sort)" ]; then
-    log "cargo pgrx init ${args[*]}"
-    cargo pgrx init "${args[@]}" >/dev/null
+  if [ ! -f "$file" ]; then
+    log "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG"
+    cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG" >/dev/null
+  fi
+  if [ "$(cat "$file")" != "$want" ]; then
+    log "~/.pgrx/config.toml: $(echo "$want" | sed -n 's/^\(pg[0-9]*\) = .*/\1/p' | tr '\n' ' ')"
+    printf '%s\n' "$want" >"$file.new" && mv -f "$file.new" "$file"
   fi
 }
