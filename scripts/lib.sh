@@ -96,7 +96,11 @@ scan_logs() {
     [ -s "$f.crashes" ] || continue
     found=1
     echo "CRASH in server log $f:"
-    sed 's/^/    /' "$f.crashes" | head -n 20
+    # Each line with the one after it: Postgres names the crashed backend's statement there
+    # ("DETAIL:  Failed process was running: ...").
+    cut -d: -f1 "$f.crashes" | head -n 10 | while read -r n; do
+      sed -n "${n}p;$((n + 1))p" "$f" | grep -vE '^[^ ]+ [^ ]+ UTC \[[0-9]+\] LOG:  terminating any other' | sed 's/^/    /'
+    done
   done
   return $found
 }
@@ -107,13 +111,35 @@ stop_cluster() {
   as_cluster_user "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
 }
 
-# Builds the release library and installs it into Debian's PostgreSQL.
+# Builds the release library and installs it into the PostgreSQL of $PG_CONFIG (Debian's 15
+# unless PG_CONFIG says otherwise). Every file goes in by atomic rename, never by writing over
+# the installed file: a running server that has the library loaded (a scripts/try.sh cluster,
+# say) keeps the pages it mapped. `cargo pgrx install` copies over the file in place, and a
+# loaded library overwritten in place crashes the server's processes (seen: its autovacuum
+# launcher, SIGILL or SIGSEGV; tests/crash/reinstall.sh). The log goes to $1.
 install_extension() {
-  log "building and installing mfa_auth (release) into PostgreSQL $PG_MAJOR"
-  local sudo=()
-  [ "$(id -u)" = 0 ] || sudo=(--sudo)
-  cargo pgrx install --release --pg-config "$PG_CONFIG" "${sudo[@]}" >"${1:-/dev/null}" 2>&1 \
-    || { [ -n "${1:-}" ] && tail -n 60 "$1" >&2; die "cargo pgrx install failed"; }
+  local major staging f dest
+  major=$("$PG_CONFIG" --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/')
+  log "building and installing mfa_auth (release) into PostgreSQL $major"
+  staging=$(mktemp -d /tmp/mfa_auth-package.XXXXXX)
+  cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$staging" >"${1:-/dev/null}" 2>&1 \
+    || { rm -rf "$staging"; [ -n "${1:-}" ] && tail -n 60 "$1" >&2; die "cargo pgrx package failed"; }
+  while IFS= read -r f; do
+    dest="/${f#./}"
+    as_root install -D -m "$([ "${f##*.}" = so ] && echo 755 || echo 644)" "$staging/$f" "$dest.mfa_auth-new" \
+      && as_root mv -f "$dest.mfa_auth-new" "$dest" || { rm -rf "$staging"; die "installing $dest failed"; }
+  done < <(cd "$staging" && find . -type f)
+  rm -rf "$staging"
+}
+
+# detach_library PG_CONFIG: gives the installed mfa_auth.so a new inode with the same bytes
+# (copied, then renamed over it) before a tool writes the file in place (`cargo pgrx test`
+# installs its test build that way): the running servers keep the old inode they mapped.
+detach_library() {
+  local f
+  f="$("$1" --pkglibdir)/mfa_auth.so"
+  [ -f "$f" ] || return 0
+  as_root cp -p "$f" "$f.mfa_auth-new" && as_root mv -f "$f.mfa_auth-new" "$f"
 }
 
 # Where other PostgreSQL majors are built (scripts/pg-build.sh): readable by the cluster user,

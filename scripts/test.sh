@@ -5,7 +5,8 @@
 #   2. in-database #[pg_test] tests                    (cargo pgrx test pg15)
 #   3. SQL regression tests with expected output       (pg_regress, tests/pg_regress)
 #   4. end-to-end client tests over a real connection  (pytest + psycopg, tests/e2e)
-#   5. crash invariants under load                     (pgbench + SIGKILL + immediate shutdown, tests/crash)
+#   5. crash invariants under load                     (pgbench + SIGKILL + immediate shutdown, tests/crash;
+#                                                       a running server while the library is reinstalled)
 #   6. upgrade from each release                       (ALTER EXTENSION UPDATE vs a fresh install, tests/upgrade)
 #   7. the other configurations users run              (pg_regress + e2e flow and configuration tests in
 #                                                       clusters of each: nokey, inline, nopreload)
@@ -73,22 +74,28 @@ grep -q '^test result:' "$work/unit.log" || f=$((f + 1))
 record unit "$p" "$f"
 
 # --- 2. #[pg_test] -------------------------------------------------------------------
+# run_pg_test LEVEL MAJOR PG_CONFIG: the #[pg_test] functions inside a temporary server of that
+# major (cargo pgrx test), as the postgres OS user when root; records LEVEL. pgrx keeps its test
+# server's log in memory and prints it for a failing test; a crashed backend fails the test
+# whose connection it served, and the scan reads what pgrx printed.
+run_pg_test() {
+  local level=$1 v=$2 data="$work/pgrx-test-pgdata-$2" runas=() rc p f
+  if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres "$data"; runas=(--runas postgres --pgdata "$data"); fi
+  # cargo pgrx test installs its test build over the installed library in place: detached
+  # first, so a server that has the library loaded keeps its own copy.
+  detach_library "$3"
+  cargo pgrx test "pg$v" ::pg_ "${runas[@]}" </dev/null >"$work/pgtest-$v.log" 2>&1
+  rc=$?
+  sed 's/\x1b\[[0-9;]*m//g' "$work/pgtest-$v.log" > "$work/pgtest-$v.clean.log"
+  grep -E '^test .* (FAILED|ignored)$|^error|panicked|^warning' "$work/pgtest-$v.clean.log" | head -40
+  read -r p f < <(cargo_counts "$work/pgtest-$v.clean.log")
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 40 "$work/pgtest-$v.clean.log"; fi
+  record "$level" "$p" "$f"
+  crash_check "$level" "$work/pgtest-$v.clean.log"
+}
+
 log "level 2: in-database tests (cargo pgrx test pg$PG_MAJOR)"
-runas=()
-if [ "$(id -u)" = 0 ]; then
-  install -d -o postgres -g postgres "$work/pgrx-test-pgdata"
-  runas=(--runas postgres --pgdata "$work/pgrx-test-pgdata")
-fi
-cargo pgrx test "pg$PG_MAJOR" ::pg_ "${runas[@]}" </dev/null >"$work/pgtest.log" 2>&1
-pg_rc=$?
-sed 's/\x1b\[[0-9;]*m//g' "$work/pgtest.log" > "$work/pgtest.clean.log"
-grep -E '^test .* (FAILED|ignored)$|^error|panicked' "$work/pgtest.clean.log" | head -40
-read -r p f < <(cargo_counts "$work/pgtest.clean.log")
-if [ "$pg_rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 40 "$work/pgtest.clean.log"; fi
-record pg_test "$p" "$f"
-# pgrx keeps its test server's log in memory and prints it for a failing test; a crashed
-# backend fails the test whose connection it served.
-crash_check pg_test "$work/pgtest.clean.log"
+run_pg_test pg_test "$PG_MAJOR" "$PG_CONFIG"
 
 # --- 3 and 4 need the release build in a real cluster -------------------------------
 install_extension "$work/install.log"
@@ -163,6 +170,11 @@ crash_rc=$?
 tail -n 32 "$work/crash.log"
 if [ "$crash_rc" = 0 ]; then record crash 1 0; else record crash 0 1; fi
 # (tests/crash/run.sh scans its own log, leaving out the backends it killed on purpose.)
+log "level 5: a running server while the library is reinstalled (tests/crash/reinstall.sh)"
+bash "$root/tests/crash/reinstall.sh" >"$work/reinstall.log" 2>&1
+reinstall_rc=$?
+grep -vE '^\s*$' "$work/reinstall.log" | tail -n 12
+if [ "$reinstall_rc" = 0 ]; then record reinstall 1 0; else record reinstall 0 1; fi
 
 log "level 6: upgrade from the last release (tests/upgrade/run.sh)"
 bash "$root/tests/upgrade/run.sh" >"$work/upgrade.log" 2>&1
@@ -193,21 +205,11 @@ crash_check standby "$MFA_AUTH_LOG_DIR"/*.log
 # run_version MAJOR BIN: the in-database suites (#[pg_test], pg_regress), the e2e flow,
 # session and configuration tests on that server, and pg_upgrade from 15 to it.
 run_version() {
-  local v=$1 PG_BIN=$2 vport
+  local v=$1 PG_BIN=$2 vport p f
   log "PostgreSQL $v: #[pg_test] (cargo pgrx test pg$v)"
-  local vdata="$work/pgrx-test-pgdata-$v" vrunas=()
-  if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres "$vdata"; vrunas=(--runas postgres --pgdata "$vdata"); fi
-  cargo pgrx test "pg$v" ::pg_ "${vrunas[@]}" </dev/null >"$work/pgtest-$v.log" 2>&1
-  local rc=$?
-  sed 's/\x1b\[[0-9;]*m//g' "$work/pgtest-$v.log" > "$work/pgtest-$v.clean.log"
-  grep -E '^test .* (FAILED|ignored)$|^error|panicked|^warning' "$work/pgtest-$v.clean.log" | head -40
-  read -r p f < <(cargo_counts "$work/pgtest-$v.clean.log")
-  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; tail -n 40 "$work/pgtest-$v.clean.log"; fi
-  record "pg_test_pg$v" "$p" "$f"
-  crash_check "pg_test_pg$v" "$work/pgtest-$v.clean.log"
-  log "PostgreSQL $v: building and installing the release library"
-  if ! cargo pgrx install --release --pg-config "$PG_BIN/pg_config" >"$work/install-$v.log" 2>&1; then
-    tail -n 40 "$work/install-$v.log"; record "install_pg$v" 0 1; return
+  run_pg_test "pg_test_pg$v" "$v" "$PG_BIN/pg_config"
+  if ! ( PG_CONFIG=$PG_BIN/pg_config install_extension "$work/install-$v.log" ); then
+    record "install_pg$v" 0 1; return
   fi
   vport=$(free_port)
   MFA_AUTH_CONFIG=keyfile start_cluster "$work/cluster-pg$v" "$vport"
