@@ -29,6 +29,16 @@ psql -X -q "${psql_args[@]}" -d mfa_auth -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION
 echo "mfa_auth is installed. Connect again with: psql -h 127.0.0.1 -p $port -U postgres mfa_auth"
 echo "Stop the cluster with: scripts/try.sh --stop"
 if [ -t 0 ]; then
+  # Three steps to the first verified factor, shown before the prompt (and the way out).
+  cat <<'GREETING'
+
+  Three steps to MFA in this psql session (type them at the prompt):
+    1. SELECT qr FROM auth.enroll_my_totp('phone');   -- enroll a TOTP factor
+    2. scan the QR code it prints with an authenticator app
+    3. SELECT auth.mfa_verify('123456');   -- the code the app shows: t, and SELECT auth.aal() says aal2
+  Leave with \q or Ctrl-D.
+
+GREETING
   exec psql "${psql_args[@]}" -d mfa_auth
 else
   psql -X "${psql_args[@]}" -d mfa_auth -v ON_ERROR_STOP=1 -f "$here/demo.sql"

@@ -6,6 +6,7 @@
 //! [`OtpError`] to SQLSTATEs.
 
 pub mod attempts;
+pub mod audit;
 pub mod base32;
 pub mod code_hash;
 pub mod hotp;

@@ -1,0 +1,637 @@
+//! The audit trail's core: what an event is, the bounded queue that holds events between the
+//! backend that made them and the background worker that writes them, and the JSON payload
+//! of a row. Pure Rust, no pgrx: the SQL layer (src/audit.rs) puts the queue in shared memory
+//! behind an LWLock and passes times and database OIDs in.
+//!
+//! An event holds ids, names, counts and outcomes, never a secret, a code, a code hash or a
+//! key: its fields are fixed-size and typed ([`Entry`]), and the only free text in it is the
+//! caller's role name, the client address and [`Traits`], whose values are integers and
+//! short labels the SQL layer chooses.
+//!
+//! The queue is a fixed array of [`Entry`] slots shared by every database of the server, plus
+//! one [`WorkerSlot`] per database that has a worker (a worker is bound to one database):
+//! - [`Queue::push`] takes a free slot (the search starts after the last slot it filled, so
+//!   it is O(1) while the queue is not nearly full); a full queue counts the event as lost
+//!   ([`Queue::take_lost`]) rather than block or fail the caller;
+//! - [`Queue::take`] moves up to `max` events of one database out, oldest first;
+//! - [`Queue::start_worker`] / [`Queue::worker_exit`] decide, under the same lock as the
+//!   events, whether a database needs a worker started and whether its worker may stop: a
+//!   worker stops only when the queue holds nothing of its database, so an event pushed
+//!   while it stops finds no worker and starts a new one.
+
+use std::fmt::Write as _;
+
+/// Bytes kept of the client address (an inet's text is at most 43 bytes).
+pub const IP_LEN: usize = 48;
+/// Bytes kept of the caller's role name (NAMEDATALEN - 1 is 63).
+pub const ROLE_LEN: usize = 64;
+/// Bytes of the traits (small JSON object) of an event.
+pub const TRAITS_LEN: usize = 120;
+/// Databases that can have a worker at once.
+pub const MAX_DATABASES: usize = 16;
+/// After this long in the STARTING state without the worker reporting in, a worker is
+/// assumed not to have started (e.g. the postmaster had no free worker slot) and another
+/// may be started.
+pub const START_TIMEOUT_US: i64 = 10_000_000;
+
+macro_rules! labels {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum $name { $($(#[$vm])* $v,)* }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$v,)*];
+            pub fn name(self) -> &'static str {
+                match self { $($name::$v => $s,)* }
+            }
+            pub fn from_u8(b: u8) -> Option<$name> {
+                $name::ALL.get(usize::from(b)).copied()
+            }
+        }
+    };
+}
+
+labels! {
+    /// What happened (the `event` column).
+    Event {
+        FactorEnrolled = "factor_enrolled",
+        /// A factor's first successful verification (it becomes verified).
+        FactorVerified = "factor_verified",
+        FactorUnenrolled = "factor_unenrolled",
+        ChallengeCreated = "challenge_created",
+        /// A TOTP or phone code checked against a challenge.
+        Verification = "verification",
+        /// A WebAuthn registration response (an unverified WebAuthn factor's challenge).
+        WebauthnRegistration = "webauthn_registration",
+        /// A WebAuthn assertion (a verified WebAuthn factor's challenge).
+        WebauthnAssertion = "webauthn_assertion",
+        RecoveryCodeVerification = "recovery_code_verification",
+        /// A failure reached mfa_auth.max_failed_attempts.
+        FactorLocked = "factor_locked",
+        FactorUnlocked = "factor_unlocked",
+        RecoveryCodesGenerated = "recovery_codes_generated",
+        RecoveryCodesDeleted = "recovery_codes_deleted",
+        /// MFA claims of sessions removed with the factor that granted them.
+        ClaimsRemoved = "claims_removed",
+        /// auth.rotate_secrets(): secrets re-encrypted with the current key.
+        SecretsResealed = "secrets_resealed",
+        /// A cleanup of challenges or of the audit trail itself.
+        Cleanup = "cleanup",
+        /// Events the queue had no room for (their count is in the traits).
+        EventsLost = "audit_events_lost",
+    }
+}
+
+labels! {
+    /// How it ended (the `outcome` column).
+    Outcome {
+        Success = "success",
+        /// A wrong code or response: counted against the factor.
+        Failure = "failure",
+        /// Refused without evaluating a code: the factor is locked.
+        Locked = "locked",
+        /// Refused: the challenge was already verified, or the TOTP step was already used.
+        Replay = "replay",
+        /// Refused: the challenge has expired.
+        Expired = "expired",
+        /// Refused: the challenge was made for another client address.
+        IpMismatch = "ip_mismatch",
+    }
+}
+
+/// Slot states.
+const FREE: u8 = 0;
+const FILLED: u8 = 1;
+
+const HAS_USER: u8 = 1;
+const HAS_FACTOR: u8 = 2;
+const HAS_SESSION: u8 = 4;
+const HAS_OUTCOME: u8 = 8;
+
+/// One event: fixed size, no pointers (it lives in shared memory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Entry {
+    state: u8,
+    event: u8,
+    outcome: u8,
+    flags: u8,
+    /// The database the event happened in.
+    pub database: u32,
+    /// Unix microseconds.
+    pub at_us: i64,
+    /// Order of pushes (the oldest event is taken first).
+    seq: u64,
+    /// The row's id (a UUID v7 made when the event happened).
+    pub id: [u8; 16],
+    user: [u8; 16],
+    factor: [u8; 16],
+    session: [u8; 16],
+    ip_len: u8,
+    role_len: u8,
+    traits_len: u8,
+    factor_type_len: u8,
+    ip: [u8; IP_LEN],
+    role: [u8; ROLE_LEN],
+    traits: [u8; TRAITS_LEN],
+    factor_type: [u8; 16],
+}
+
+/// Copies as much of `s` as fits, cut at a character boundary; returns the length.
+fn put(dst: &mut [u8], s: &str) -> u8 {
+    let mut n = s.len().min(dst.len()).min(usize::from(u8::MAX));
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    dst[..n].copy_from_slice(&s.as_bytes()[..n]);
+    n as u8
+}
+
+fn text(src: &[u8], len: u8) -> &str {
+    std::str::from_utf8(&src[..usize::from(len)]).unwrap_or("")
+}
+
+impl Entry {
+    pub const EMPTY: Entry = Entry {
+        state: FREE,
+        event: 0,
+        outcome: 0,
+        flags: 0,
+        database: 0,
+        at_us: 0,
+        seq: 0,
+        id: [0; 16],
+        user: [0; 16],
+        factor: [0; 16],
+        session: [0; 16],
+        ip_len: 0,
+        role_len: 0,
+        traits_len: 0,
+        factor_type_len: 0,
+        ip: [0; IP_LEN],
+        role: [0; ROLE_LEN],
+        traits: [0; TRAITS_LEN],
+        factor_type: [0; 16],
+    };
+
+    pub fn new(event: Event, database: u32, at_us: i64, id: [u8; 16]) -> Entry {
+        Entry { state: FILLED, event: event as u8, database, at_us, id, ..Entry::EMPTY }
+    }
+    pub fn outcome(mut self, o: Outcome) -> Entry {
+        self.outcome = o as u8;
+        self.flags |= HAS_OUTCOME;
+        self
+    }
+    pub fn user(mut self, u: Option<[u8; 16]>) -> Entry {
+        if let Some(u) = u {
+            self.user = u;
+            self.flags |= HAS_USER;
+        }
+        self
+    }
+    pub fn factor(mut self, f: Option<[u8; 16]>) -> Entry {
+        if let Some(f) = f {
+            self.factor = f;
+            self.flags |= HAS_FACTOR;
+        }
+        self
+    }
+    pub fn session(mut self, s: Option<[u8; 16]>) -> Entry {
+        if let Some(s) = s {
+            self.session = s;
+            self.flags |= HAS_SESSION;
+        }
+        self
+    }
+    pub fn ip(mut self, ip: Option<&str>) -> Entry {
+        self.ip_len = ip.map(|ip| put(&mut self.ip, ip)).unwrap_or(0);
+        self
+    }
+    pub fn role(mut self, role: &str) -> Entry {
+        self.role_len = put(&mut self.role, role);
+        self
+    }
+    pub fn factor_type(mut self, t: &str) -> Entry {
+        self.factor_type_len = put(&mut self.factor_type, t);
+        self
+    }
+    pub fn traits(mut self, t: &Traits) -> Entry {
+        self.traits_len = put(&mut self.traits, &t.0);
+        self
+    }
+
+    pub fn event(&self) -> Option<Event> {
+        Event::from_u8(self.event)
+    }
+    pub fn outcome_of(&self) -> Option<Outcome> {
+        (self.flags & HAS_OUTCOME != 0).then(|| Outcome::from_u8(self.outcome)).flatten()
+    }
+    pub fn user_of(&self) -> Option<[u8; 16]> {
+        (self.flags & HAS_USER != 0).then_some(self.user)
+    }
+    pub fn factor_of(&self) -> Option<[u8; 16]> {
+        (self.flags & HAS_FACTOR != 0).then_some(self.factor)
+    }
+    pub fn session_of(&self) -> Option<[u8; 16]> {
+        (self.flags & HAS_SESSION != 0).then_some(self.session)
+    }
+    pub fn ip_of(&self) -> Option<&str> {
+        (self.ip_len > 0).then(|| text(&self.ip, self.ip_len))
+    }
+    pub fn role_of(&self) -> &str {
+        text(&self.role, self.role_len)
+    }
+    pub fn factor_type_of(&self) -> Option<&str> {
+        (self.factor_type_len > 0).then(|| text(&self.factor_type, self.factor_type_len))
+    }
+    /// The traits object's members, without braces ("" when there are none).
+    pub fn traits_of(&self) -> &str {
+        text(&self.traits, self.traits_len)
+    }
+
+    /// The row's `payload`, in the shape of Supabase Auth's audit_log_entries.payload
+    /// (action, actor_id, actor_username, log_type, traits) plus the typed columns' values.
+    pub fn payload(&self) -> String {
+        let mut p = serde_json::Map::new();
+        let event = self.event().map(Event::name).unwrap_or("unknown");
+        p.insert("action".into(), event.into());
+        p.insert("log_type".into(), "mfa".into());
+        if let Some(o) = self.outcome_of() {
+            p.insert("outcome".into(), o.name().into());
+        }
+        if let Some(u) = self.user_of() {
+            p.insert("actor_id".into(), uuid::Uuid::from_bytes(u).to_string().into());
+        }
+        p.insert("actor_username".into(), self.role_of().into());
+        if let Some(f) = self.factor_of() {
+            p.insert("factor_id".into(), uuid::Uuid::from_bytes(f).to_string().into());
+        }
+        if let Some(t) = self.factor_type_of() {
+            p.insert("factor_type".into(), t.into());
+        }
+        if let Some(s) = self.session_of() {
+            p.insert("session_id".into(), uuid::Uuid::from_bytes(s).to_string().into());
+        }
+        let traits: serde_json::Value = serde_json::from_str(&format!("{{{}}}", self.traits_of()))
+            .unwrap_or_else(|_| serde_json::Value::Object(serde_json::Map::new()));
+        p.insert("traits".into(), traits);
+        serde_json::Value::Object(p).to_string()
+    }
+}
+
+/// An event's traits: integer counts and short labels (never free text from a caller), kept
+/// as JSON object members; what does not fit in [`TRAITS_LEN`] bytes is left out whole.
+#[derive(Default, Clone, Debug)]
+pub struct Traits(String);
+
+impl Traits {
+    pub fn new() -> Traits {
+        Traits::default()
+    }
+    fn member(mut self, m: String) -> Traits {
+        let sep = usize::from(!self.0.is_empty());
+        if self.0.len() + sep + m.len() <= TRAITS_LEN {
+            if sep == 1 {
+                self.0.push(',');
+            }
+            self.0.push_str(&m);
+        }
+        self
+    }
+    pub fn int(self, key: &'static str, v: i64) -> Traits {
+        self.member(format!("\"{key}\":{v}"))
+    }
+    /// A label: only [A-Za-z0-9_.:-] are kept, so it needs no escaping.
+    pub fn label(self, key: &'static str, v: &str) -> Traits {
+        let mut s = String::with_capacity(v.len().min(40));
+        for c in v.chars().filter(|c| c.is_ascii_alphanumeric() || "_.:-".contains(*c)).take(40) {
+            let _ = s.write_char(c);
+        }
+        self.member(format!("\"{key}\":\"{s}\""))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A database's worker: NONE, STARTING (registered, not yet running) or RUNNING.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct WorkerSlot {
+    pub database: u32,
+    state: u32,
+    since_us: i64,
+    pid: i32,
+    _pad: i32,
+}
+
+const NONE: u32 = 0;
+const STARTING: u32 = 1;
+const RUNNING: u32 = 2;
+
+impl WorkerSlot {
+    const EMPTY: WorkerSlot = WorkerSlot { database: 0, state: NONE, since_us: 0, pid: 0, _pad: 0 };
+    pub fn pid(&self) -> Option<i32> {
+        (self.state == RUNNING).then_some(self.pid)
+    }
+}
+
+/// What [`Queue::start_worker`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// A worker for the database runs or is starting.
+    Running,
+    /// The caller must start one (and call [`Queue::start_failed`] if it cannot).
+    StartOne,
+    /// Every worker slot is taken by other databases: the events wait in the queue.
+    NoSlot,
+}
+
+/// The events between their backends and the workers. `N` slots.
+#[repr(C)]
+pub struct Queue<const N: usize> {
+    entries: [Entry; N],
+    workers: [WorkerSlot; MAX_DATABASES],
+    used: usize,
+    next: usize,
+    seq: u64,
+    lost: u64,
+    pushed: u64,
+}
+
+impl<const N: usize> Default for Queue<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Queue<N> {
+    pub const fn new() -> Queue<N> {
+        Queue {
+            entries: [Entry::EMPTY; N],
+            workers: [WorkerSlot::EMPTY; MAX_DATABASES],
+            used: 0,
+            next: 0,
+            seq: 0,
+            lost: 0,
+            pushed: 0,
+        }
+    }
+
+    /// Queues `e`; false (and counted as lost) when the queue is full.
+    pub fn push(&mut self, e: &Entry) -> bool {
+        if self.used >= N {
+            self.lost += 1;
+            return false;
+        }
+        for k in 0..N {
+            let i = (self.next + k) % N;
+            if self.entries[i].state == FREE {
+                self.seq += 1;
+                self.entries[i] = Entry { state: FILLED, seq: self.seq, ..*e };
+                self.used += 1;
+                self.pushed += 1;
+                self.next = (i + 1) % N;
+                return true;
+            }
+        }
+        self.lost += 1;
+        false
+    }
+
+    /// Moves up to `max` of `database`'s events into `out`, oldest first.
+    pub fn take(&mut self, database: u32, max: usize, out: &mut Vec<Entry>) -> usize {
+        let mut found: Vec<(u64, usize)> = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            if e.state == FILLED && e.database == database {
+                found.push((e.seq, i));
+            }
+        }
+        found.sort_unstable();
+        found.truncate(max);
+        for &(_, i) in &found {
+            out.push(self.entries[i]);
+            self.entries[i].state = FREE;
+            self.used -= 1;
+        }
+        found.len()
+    }
+
+    pub fn has(&self, database: u32) -> bool {
+        self.entries.iter().any(|e| e.state == FILLED && e.database == database)
+    }
+
+    /// Events that found no room since the last call.
+    pub fn take_lost(&mut self) -> u64 {
+        std::mem::take(&mut self.lost)
+    }
+
+    /// (events queued now, events queued since start, events lost and not yet reported).
+    pub fn usage(&self) -> (usize, u64, u64) {
+        (self.used, self.pushed, self.lost)
+    }
+
+    pub fn workers(&self) -> impl Iterator<Item = &WorkerSlot> {
+        self.workers.iter().filter(|w| w.state != NONE)
+    }
+
+    /// Whether `database` has a worker; if not, reserves a slot in STARTING state.
+    pub fn start_worker(&mut self, database: u32, now_us: i64) -> Start {
+        if let Some(w) = self.workers.iter_mut().find(|w| w.state != NONE && w.database == database) {
+            // A start that never reported in, or a worker whose heartbeat stopped (it died
+            // without freeing its slot): start another.
+            if now_us - w.since_us > START_TIMEOUT_US {
+                *w = WorkerSlot { database, state: STARTING, since_us: now_us, pid: 0, _pad: 0 };
+                return Start::StartOne;
+            }
+            return Start::Running;
+        }
+        match self.workers.iter_mut().find(|w| w.state == NONE) {
+            Some(w) => {
+                *w = WorkerSlot { database, state: STARTING, since_us: now_us, pid: 0, _pad: 0 };
+                Start::StartOne
+            }
+            None => Start::NoSlot,
+        }
+    }
+
+    /// The worker could not be registered: another push may try again.
+    pub fn start_failed(&mut self, database: u32) {
+        for w in self.workers.iter_mut().filter(|w| w.database == database && w.state == STARTING) {
+            *w = WorkerSlot::EMPTY;
+        }
+    }
+
+    /// A worker reports in. False: another worker already runs for the database (this one
+    /// must exit at once).
+    pub fn worker_started(&mut self, database: u32, pid: i32, now_us: i64) -> bool {
+        if let Some(w) = self.workers.iter_mut().find(|w| w.state != NONE && w.database == database) {
+            if w.state == RUNNING && w.pid != pid {
+                return false;
+            }
+            *w = WorkerSlot { database, state: RUNNING, since_us: now_us, pid, _pad: 0 };
+            return true;
+        }
+        match self.workers.iter_mut().find(|w| w.state == NONE) {
+            Some(w) => {
+                *w = WorkerSlot { database, state: RUNNING, since_us: now_us, pid, _pad: 0 };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A running worker's heartbeat (at least every second). False: the slot is no longer
+    /// this worker's (another was started in its place), so it must exit.
+    pub fn heartbeat(&mut self, database: u32, pid: i32, now_us: i64) -> bool {
+        match self.workers.iter_mut().find(|w| w.database == database && w.state == RUNNING && w.pid == pid) {
+            Some(w) => {
+                w.since_us = now_us;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The worker of `database` wants to stop: allowed (its slot freed) only when no event of
+    /// the database is queued. With `force` (shutdown, or the extension is gone) the slot is
+    /// freed whatever is queued.
+    pub fn worker_exit(&mut self, database: u32, pid: i32, force: bool) -> bool {
+        if !force && self.has(database) {
+            return false;
+        }
+        for w in self.workers.iter_mut().filter(|w| w.database == database && w.pid == pid && w.state == RUNNING) {
+            *w = WorkerSlot::EMPTY;
+        }
+        true
+    }
+
+    /// Drops every queued event of `database` (the extension is not installed there any more).
+    pub fn discard(&mut self, database: u32) -> usize {
+        let mut n = 0;
+        for e in self.entries.iter_mut().filter(|e| e.state == FILLED && e.database == database) {
+            e.state = FREE;
+            n += 1;
+        }
+        self.used -= n;
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(db: u32, n: u8) -> Entry {
+        Entry::new(Event::Verification, db, i64::from(n), [n; 16]).outcome(Outcome::Failure)
+    }
+
+    #[test]
+    fn labels_round_trip() {
+        for (i, e) in Event::ALL.iter().enumerate() {
+            assert_eq!(Event::from_u8(i as u8), Some(*e));
+        }
+        assert_eq!(Event::from_u8(200), None);
+        assert_eq!(Outcome::from_u8(Outcome::Replay as u8), Some(Outcome::Replay));
+    }
+
+    #[test]
+    fn push_take_in_order_per_database() {
+        let mut q: Box<Queue<8>> = Box::default();
+        for n in 0..4 {
+            assert!(q.push(&ev(1, n)));
+            assert!(q.push(&ev(2, n + 10)));
+        }
+        let mut out = Vec::new();
+        assert_eq!(q.take(1, 3, &mut out), 3);
+        assert_eq!(out.iter().map(|e| e.id[0]).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!(q.has(1) && q.has(2));
+        // The freed slots are reused; the order of the rest is kept.
+        assert!(q.push(&ev(1, 7)));
+        out.clear();
+        q.take(1, 10, &mut out);
+        assert_eq!(out.iter().map(|e| e.id[0]).collect::<Vec<_>>(), vec![3, 7]);
+        assert!(!q.has(1));
+        assert_eq!(q.usage().0, 4);
+    }
+
+    #[test]
+    fn a_full_queue_counts_what_it_loses() {
+        let mut q: Box<Queue<4>> = Box::default();
+        for n in 0..6 {
+            q.push(&ev(1, n));
+        }
+        assert_eq!(q.usage(), (4, 4, 2));
+        assert_eq!(q.take_lost(), 2);
+        assert_eq!(q.take_lost(), 0);
+        assert_eq!(q.discard(1), 4);
+        assert_eq!(q.usage().0, 0);
+    }
+
+    #[test]
+    fn one_worker_per_database_and_none_stops_with_work_left() {
+        let mut q: Box<Queue<4>> = Box::default();
+        assert_eq!(q.start_worker(5, 0), Start::StartOne);
+        assert_eq!(q.start_worker(5, 1), Start::Running);
+        assert!(q.worker_started(5, 100, 2));
+        assert!(!q.worker_started(5, 101, 3), "a second worker for the same database must exit");
+        q.push(&ev(5, 1));
+        assert!(!q.worker_exit(5, 100, false));
+        assert!(q.heartbeat(5, 100, 3));
+        // A worker whose heartbeat stopped is replaced, and the old one learns it must exit.
+        assert_eq!(q.start_worker(5, 3 + START_TIMEOUT_US + 1), Start::StartOne);
+        assert!(!q.heartbeat(5, 100, 3 + START_TIMEOUT_US + 2));
+        assert!(q.worker_started(5, 100, 3 + START_TIMEOUT_US + 3));
+        let mut out = Vec::new();
+        q.take(5, 10, &mut out);
+        assert!(q.worker_exit(5, 100, false));
+        assert_eq!(q.start_worker(5, 4), Start::StartOne);
+        // A start that never reported in is retried after the timeout.
+        assert_eq!(q.start_worker(5, 5), Start::Running);
+        assert_eq!(q.start_worker(5, 5 + START_TIMEOUT_US + 1), Start::StartOne);
+        q.start_failed(5);
+        assert_eq!(q.workers().count(), 0);
+        for db in 0..MAX_DATABASES as u32 {
+            assert_eq!(q.start_worker(100 + db, 0), Start::StartOne);
+        }
+        assert_eq!(q.start_worker(999, 0), Start::NoSlot);
+    }
+
+    #[test]
+    fn payload_holds_the_typed_fields_and_traits() {
+        let e = Entry::new(Event::FactorLocked, 1, 0, [1; 16])
+            .outcome(Outcome::Failure)
+            .user(Some([2; 16]))
+            .factor(Some([3; 16]))
+            .ip(Some("192.0.2.1"))
+            .role("app\"role")
+            .factor_type("totp")
+            .traits(&Traits::new().int("failed_attempts", 5).label("reason", "wrong\"code\\x"));
+        let p: serde_json::Value = serde_json::from_str(&e.payload()).unwrap();
+        assert_eq!(p["action"], "factor_locked");
+        assert_eq!(p["outcome"], "failure");
+        assert_eq!(p["actor_id"], "02020202-0202-0202-0202-020202020202");
+        assert_eq!(p["actor_username"], "app\"role");
+        assert_eq!(p["factor_type"], "totp");
+        assert_eq!(p["traits"]["failed_attempts"], 5);
+        assert_eq!(p["traits"]["reason"], "wrongcodex");
+        assert!(p.get("session_id").is_none());
+        assert_eq!(e.ip_of(), Some("192.0.2.1"));
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary_and_traits_stay_json() {
+        let role = "é".repeat(100);
+        let e = Entry::new(Event::Cleanup, 1, 0, [0; 16]).role(&role);
+        assert!(e.role_of().len() <= ROLE_LEN && e.role_of().chars().all(|c| c == 'é'));
+        let mut t = Traits::new();
+        for _ in 0..50 {
+            t = t.int("challenges", i64::MAX);
+        }
+        assert!(t.as_str().len() <= TRAITS_LEN);
+        let e = e.traits(&t);
+        let p: serde_json::Value = serde_json::from_str(&e.payload()).unwrap();
+        assert!(p["traits"].is_object());
+    }
+}
