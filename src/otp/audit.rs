@@ -1,7 +1,8 @@
 //! The audit trail's core: what an event is, the bounded queue that holds events between the
 //! backend that made them and the background worker that writes them, and the JSON payload
-//! of a row. Pure Rust, no pgrx: the SQL layer (src/audit.rs) puts the queue in shared memory
-//! behind an LWLock and passes times and database OIDs in.
+//! of a row. Pure Rust, no pgrx: the pgrx shell that is to put the queue in shared memory
+//! behind an LWLock, pass times and database OIDs in and run the writers is not written yet
+//! (issue 24); until then nothing in the extension calls this module.
 //!
 //! An event holds ids, names, counts and outcomes, never a secret, a code, a code hash or a
 //! key: its fields are fixed-size and typed ([`Entry`]), and the only free text in it is the
@@ -29,9 +30,9 @@ pub const ROLE_LEN: usize = 64;
 pub const TRAITS_LEN: usize = 120;
 /// Databases that can have a worker at once.
 pub const MAX_DATABASES: usize = 16;
-/// After this long in the STARTING state without the worker reporting in, a worker is
-/// assumed not to have started (e.g. the postmaster had no free worker slot) and another
-/// may be started.
+/// After this long in the STARTING state without the worker reporting in (e.g. the postmaster
+/// had no free worker slot), or RUNNING without a heartbeat (it died without freeing its
+/// slot), a worker is assumed gone and another may be started.
 pub const START_TIMEOUT_US: i64 = 10_000_000;
 
 macro_rules! labels {
