@@ -25,6 +25,8 @@ GRANT EXECUTE ON FUNCTION
     auth.amr(),
     auth.mfa_verified_within(interval),
     auth.role_user_id(name),
+    auth.aal_next(),
+    auth.mfa_satisfied(),
     -- self-service: SECURITY DEFINER, acting only on auth.uid()'s own factors and session.
     auth.enroll_my_totp(text, text),
     auth.mfa_verify(text, uuid),

@@ -152,3 +152,20 @@ END;
     END IF;
 END
 $upgrade$;
+
+-- 3. Enforcement helpers for policies (sql/enforcement.sql): auth.aal_next(),
+--    auth.aal_next(uuid) for service code, auth.mfa_satisfied().
+CREATE FUNCTION auth.aal_next() RETURNS auth.aal_level
+LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'aal_next_wrapper';
+
+CREATE FUNCTION auth.aal_next(user_id uuid) RETURNS auth.aal_level
+LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'aal_next_of_wrapper';
+
+CREATE FUNCTION auth.mfa_satisfied() RETURNS boolean
+LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'mfa_auth_mfa_satisfied';
+
+REVOKE EXECUTE ON FUNCTION auth.aal_next(), auth.aal_next(uuid), auth.mfa_satisfied() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION auth.aal_next(), auth.mfa_satisfied() TO PUBLIC;

@@ -47,6 +47,8 @@ extension_sql_file!("../sql/pg13/amr.sql", name = "amr", requires = ["schema"]);
 extension_sql_file!("../sql/pg13/session.sql", name = "session", requires = ["schema", "amr", session::uid]);
 #[cfg(feature = "pg13")]
 extension_sql_file!("../sql/pg13/recovery.sql", name = "recovery", requires = ["schema", session::uid]);
+// Enforcement helpers for policies: auth.aal_next(), auth.mfa_satisfied().
+extension_sql_file!("../sql/enforcement.sql", name = "enforcement", requires = ["session", session::aal_next, session::aal_next_of, session::mfa_satisfied]);
 // Procedures that commit per batch, calling their SECURITY DEFINER steps.
 extension_sql_file!(
     "../sql/maintenance.sql",

@@ -1,6 +1,7 @@
 //! Who is calling, in which session, and how that session authenticated:
 //! auth.uid(), auth.session_id(), auth.aal(), auth.amr(), auth.mfa_verified_within(),
-//! auth.role_user_id(). Built for row-level-security policies:
+//! auth.role_user_id(), and the enforcement helpers auth.aal_next() and auth.mfa_satisfied().
+//! Built for row-level-security policies:
 //!
 //! - Identity cannot be forged from SQL. Claims in `request.jwt.claims` count only when the
 //!   caller's role is listed in the superuser-only setting `mfa_auth.jwt_claims_roles`
@@ -93,16 +94,55 @@ thread_local! {
 /// claim, an unenroll, an identity setting, a rolled-back subtransaction).
 pub fn claims_changed() {
     GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
-    AAL_FAST_STATEMENT.store(i64::MIN, Ordering::Relaxed);
+    AAL_FAST.reset();
+    SATISFIED_FAST.reset();
 }
 
-// auth.aal()'s answer for the current statement, for the per-row fast path. A backend is
-// one process with one thread, so plain process-global atomics (relaxed loads are ordinary
-// moves) replace thread-locals here: in a dlopen()ed library every thread-local access is
-// a __tls_get_addr call, which costs more than the rest of a cache hit.
-static AAL_FAST_STATEMENT: AtomicI64 = AtomicI64::new(i64::MIN);
-static AAL_FAST_ROLE: AtomicU32 = AtomicU32::new(0);
-static AAL_FAST_ANSWER: AtomicU32 = AtomicU32::new(0);
+/// A C function's answer for the current statement, for its per-row fast path. A backend
+/// is one process with one thread, so plain process-global atomics (relaxed loads are
+/// ordinary moves) replace thread-locals here: in a dlopen()ed library every thread-local
+/// access is a __tls_get_addr call, which costs more than the rest of a cache hit.
+struct FastPath {
+    statement: AtomicI64,
+    role: AtomicU32,
+    /// Never 0 while valid.
+    answer: AtomicU32,
+}
+
+impl FastPath {
+    const fn new() -> FastPath {
+        FastPath { statement: AtomicI64::new(i64::MIN), role: AtomicU32::new(0), answer: AtomicU32::new(0) }
+    }
+
+    /// The published answer, if it is for the current statement and role. Cannot raise.
+    #[inline]
+    fn hit(&self) -> Option<u32> {
+        let answer = self.answer.load(Ordering::Relaxed);
+        // SAFETY: plain reads of backend state that cannot raise an ERROR.
+        let (start, role) = unsafe { (raw::GetCurrentStatementStartTimestamp(), raw::GetOuterUserId()) };
+        (answer != 0
+            && self.statement.load(Ordering::Relaxed) == start
+            && self.role.load(Ordering::Relaxed) == role.to_u32())
+        .then_some(answer)
+    }
+
+    /// Publishes `answer` (non-zero) for `key`'s statement, only if no claim changed while
+    /// it was computed.
+    fn publish(&self, key: StatementKey, answer: u32) {
+        if key == statement_key() {
+            self.role.store(key.role.to_u32(), Ordering::Relaxed);
+            self.answer.store(answer, Ordering::Relaxed);
+            self.statement.store(key.statement_start, Ordering::Relaxed);
+        }
+    }
+
+    fn reset(&self) {
+        self.statement.store(i64::MIN, Ordering::Relaxed);
+    }
+}
+
+static AAL_FAST: FastPath = FastPath::new();
+static SATISFIED_FAST: FastPath = FastPath::new();
 
 /// DISCARD ALL: a pooled connection handed to someone else starts a new session.
 pub fn discard_all() {
@@ -172,6 +212,8 @@ struct Cached {
     last_mfa: Option<Option<i64>>,
     /// auth.aal()'s answer (the aal_level label OID).
     aal: Option<pg_sys::Oid>,
+    /// Whether the user has a verified factor (auth.aal_next() is aal2).
+    enrolled: Option<bool>,
 }
 
 /// The name of the role the caller acts as (SET ROLE'd; unchanged by SECURITY DEFINER).
@@ -210,7 +252,7 @@ fn with_cache<R>(f: impl FnOnce(&mut Cached) -> R) -> R {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().map(|x| x.key != key).unwrap_or(true) {
-            *c = Some(Cached { key, identity: resolve_identity(key.role), last_mfa: None, aal: None });
+            *c = Some(Cached { key, identity: resolve_identity(key.role), last_mfa: None, aal: None, enrolled: None });
         }
         f(c.as_mut().expect("just filled"))
     })
@@ -249,6 +291,7 @@ struct Statements {
     aal2: pg_sys::Oid,
     last_mfa: OwnedPreparedStatement,
     amr: OwnedPreparedStatement,
+    enrolled: OwnedPreparedStatement,
 }
 
 // Every name qualified, operators included: these plans are made under the caller's
@@ -257,6 +300,9 @@ struct Statements {
 const LAST_MFA_SQL: &str = "SELECT pg_catalog.max(v.updated_at) FROM auth.mfa_verified_claims v
      WHERE v.session_id OPERATOR(pg_catalog.=) $1 AND v.user_id OPERATOR(pg_catalog.=) $2";
 const AMR_SQL: &str = "SELECT auth.session_amr($1, $2)";
+// Whether user $1 has a verified factor (on mfa_factors_user_id_idx).
+const ENROLLED_SQL: &str = "SELECT EXISTS (SELECT FROM auth.mfa_factors f
+     WHERE f.user_id OPERATOR(pg_catalog.=) $1 AND f.status OPERATOR(pg_catalog.=) 'verified'::auth.factor_status)";
 
 fn with_statements<R>(f: impl FnOnce(&Statements) -> R) -> R {
     STATEMENTS.with(|s| {
@@ -280,7 +326,8 @@ fn with_statements<R>(f: impl FnOnce(&Statements) -> R) -> R {
                 let uuids = [PgOid::from(pg_sys::UUIDOID), PgOid::from(pg_sys::UUIDOID)];
                 let last_mfa = client.prepare(LAST_MFA_SQL, &uuids).or_raise().keep();
                 let amr = client.prepare(AMR_SQL, &uuids).or_raise().keep();
-                Statements { owner, aal1, aal2, last_mfa, amr }
+                let enrolled = client.prepare(ENROLLED_SQL, &uuids[..1]).or_raise().keep();
+                Statements { owner, aal1, aal2, last_mfa, amr, enrolled }
             });
             *s.borrow_mut() = Some(st);
         }
@@ -349,12 +396,7 @@ fn aal() -> pg_sys::Oid {
         c.aal = Some(answer);
         c.key
     });
-    // Publish for the fast path only if no claim changed while answering.
-    if key == statement_key() {
-        AAL_FAST_ROLE.store(key.role.to_u32(), Ordering::Relaxed);
-        AAL_FAST_ANSWER.store(answer.to_u32(), Ordering::Relaxed);
-        AAL_FAST_STATEMENT.store(key.statement_start, Ordering::Relaxed);
-    }
+    AAL_FAST.publish(key, answer.to_u32());
     answer
 }
 
@@ -364,20 +406,84 @@ fn aal() -> pg_sys::Oid {
 /// the pgrx-guarded `aal_wrapper`, which runs the look-up and raises errors properly.
 #[no_mangle]
 pub unsafe extern "C-unwind" fn mfa_auth_aal(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    let answer = AAL_FAST_ANSWER.load(Ordering::Relaxed);
-    if answer != 0
-        && AAL_FAST_STATEMENT.load(Ordering::Relaxed) == raw::GetCurrentStatementStartTimestamp()
-        && AAL_FAST_ROLE.load(Ordering::Relaxed) == raw::GetOuterUserId().to_u32()
-    {
-        return pg_sys::Datum::from(answer);
+    match AAL_FAST.hit() {
+        Some(answer) => pg_sys::Datum::from(answer),
+        None => aal_wrapper(fcinfo),
     }
-    aal_wrapper(fcinfo)
 }
+
+static FINFO_V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
 
 #[no_mangle]
 pub extern "C" fn pg_finfo_mfa_auth_aal() -> &'static pg_sys::Pg_finfo_record {
-    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
+    &FINFO_V1
+}
+
+/// Whether `uid` has a verified factor, as the factors table's owner.
+fn has_verified_factor(uid: uuid::Uuid) -> bool {
+    let uid = to_pg(Some(uid)).expect("Some");
+    with_statements(|st| {
+        as_owner(st.owner, || {
+            Spi::connect(|client| {
+                let args: [DatumWithOid; 1] = [uid.into()];
+                client.select(&st.enrolled, None, &args).or_raise().first().get::<bool>(1).or_raise().unwrap_or(false)
+            })
+        })
+    })
+}
+
+/// Whether the current user has a verified factor, cached for the statement. No user
+/// (gateway mode without a `sub` claim): false.
+fn enrolled() -> bool {
+    let (me, cached) = with_cache(|c| (c.identity, c.enrolled));
+    if let Some(v) = cached {
+        return v;
+    }
+    let v = me.uid.map(has_verified_factor).unwrap_or(false);
+    with_cache(|c| c.enrolled = Some(v));
+    v
+}
+
+fn level(enrolled: bool) -> pg_sys::Oid {
+    with_statements(|st| if enrolled { st.aal2 } else { st.aal1 })
+}
+
+/// The highest level the current user can reach: aal2 once they have a verified factor
+/// (Supabase Auth's nextLevel), else aal1. SQL: sql/enforcement.sql.
+#[pg_extern(sql = false)]
+fn aal_next() -> pg_sys::Oid {
+    level(enrolled())
+}
+
+/// auth.aal_next() of any user, for service code (sql/enforcement.sql; not for PUBLIC: it
+/// tells whether a user has MFA).
+#[pg_extern(sql = false)]
+fn aal_next_of(user_id: pgrx::Uuid) -> pg_sys::Oid {
+    level(has_verified_factor(uuid::Uuid::from_bytes(*user_id.as_bytes())))
+}
+
+/// auth.aal() >= auth.aal_next(): the session has MFA, or its user has no verified factor.
+/// SQL: sql/enforcement.sql, entry point mfa_auth_mfa_satisfied.
+#[pg_extern(sql = false)]
+fn mfa_satisfied() -> bool {
+    let key = with_cache(|c| c.key);
+    let answer = last_mfa().is_some() || !enrolled();
+    SATISFIED_FAST.publish(key, 1 + u32::from(answer));
+    answer
+}
+
+/// The C entry point of auth.mfa_satisfied(): auth.aal()'s fast path (1: false, 2: true).
+#[no_mangle]
+pub unsafe extern "C-unwind" fn mfa_auth_mfa_satisfied(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    match SATISFIED_FAST.hit() {
+        Some(answer) => pg_sys::Datum::from(answer == 2),
+        None => mfa_satisfied_wrapper(fcinfo),
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_mfa_auth_mfa_satisfied() -> &'static pg_sys::Pg_finfo_record {
+    &FINFO_V1
 }
 
 /// auth.session_amr() of the current session and user ('[]' without a session or user).

@@ -177,3 +177,61 @@ def test_discard_all_resets_the_session(plain_role, secured_table):
         assert c.execute("SELECT auth.aal()").fetchone()[0] == "aal1"
         assert count(c, secured_table) == 0
         assert c.execute("SELECT auth.session_id()").fetchone()[0] == after  # stable until the next DISCARD
+
+
+def _plan_nodes(node):
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def test_the_mfa_if_enrolled_policy_keeps_a_parallel_plan(plain_role, database):
+    """A restrictive policy `USING ((SELECT auth.mfa_satisfied()))` on a million rows: the
+    helper runs once, in an InitPlan, and the scan stays parallel; written without the
+    (SELECT ...) the PARALLEL RESTRICTED helper makes the scan serial. Both answer the same."""
+    table = "big_" + uuid.uuid4().hex[:8]
+    with connect() as c:
+        c.execute(f"""
+            CREATE TABLE {table} AS SELECT g AS id, md5(g::text) AS body FROM generate_series(1, 1000000) g;
+            ANALYZE {table};
+            ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY readable ON {table} FOR SELECT USING (true);
+            CREATE POLICY mfa_if_enrolled ON {table} AS RESTRICTIVE FOR SELECT USING ((SELECT auth.mfa_satisfied()));
+            GRANT SELECT ON {table} TO {plain_role};
+        """)
+    query = f"SELECT count(*) FROM {table} WHERE body LIKE 'a%%'"
+    try:
+        with connect(user=plain_role) as a, connect(user=plain_role) as b:
+            with connect() as c:
+                expected = c.execute(query).fetchone()   # the superuser bypasses the policies
+
+            def explain(conn):
+                plan = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}").fetchone()[0][0]["Plan"]
+                nodes = list(_plan_nodes(plan))
+                gathers = [n for n in nodes if n["Node Type"] in ("Gather", "Gather Merge")]
+                scans = [n for n in nodes if n["Node Type"] == "Seq Scan"]
+                init = [n for n in nodes if n.get("Parent Relationship") == "InitPlan"]
+                return gathers, scans, init
+
+            # No factor: visible, through a parallel scan with the helper in one InitPlan.
+            gathers, scans, init = explain(a)
+            assert gathers and gathers[0]["Workers Launched"] >= 1, gathers
+            assert all(s.get("Parallel Aware") for s in scans), scans
+            assert len(init) == 1 and init[0]["Actual Loops"] == 1, init
+            assert a.execute(query).fetchone() == expected and expected[0] > 0
+            # A verified factor in session a: a sees the rows, b (no MFA) sees none, both parallel.
+            _, secret, _, _ = a.execute("SELECT * FROM auth.enroll_my_totp()").fetchone()
+            assert a.execute("SELECT auth.mfa_verify(%s)", (oathtool(secret),)).fetchone()[0]
+            assert a.execute(query).fetchone() == expected
+            assert b.execute(query).fetchone() == (0,)
+            gathers, _, _ = explain(b)
+            assert gathers, "a parallel plan for the session the policy hides the rows from"
+            # Without the (SELECT ...) wrapper the scan is serial (the helper is PARALLEL RESTRICTED).
+            with connect() as c:
+                c.execute(f"ALTER POLICY mfa_if_enrolled ON {table} USING (auth.mfa_satisfied())")
+            gathers, scans, init = explain(a)
+            assert not gathers and scans and not init
+            assert a.execute(query).fetchone() == expected and b.execute(query).fetchone() == (0,)
+    finally:
+        with connect() as c:
+            c.execute(f"DROP TABLE {table}")
