@@ -46,3 +46,6 @@ TO PUBLIC;
 -- privilege on the tables), an operator's function (unlock_factor, rotate_secrets,
 -- attempt_tracking), or a maintenance procedure that runs as its caller and calls those
 -- (cleanup_challenges_batched, rotate_secrets_batched).
+
+-- The audit trail's readers (sql/audit.sql): how its writer runs.
+GRANT EXECUTE ON FUNCTION auth.audit_status() TO mfa_auth_auditor;

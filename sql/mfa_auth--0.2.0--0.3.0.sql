@@ -169,3 +169,71 @@ AS 'MODULE_PATHNAME', 'mfa_auth_mfa_satisfied';
 
 REVOKE EXECUTE ON FUNCTION auth.aal_next(), auth.aal_next(uuid), auth.mfa_satisfied() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION auth.aal_next(), auth.mfa_satisfied() TO PUBLIC;
+
+-- 4. The audit trail (sql/audit.sql, the same statements): the readers' role mfa_auth_auditor,
+--    table auth.mfa_audit_log, auth.cleanup_audit_log() and auth.audit_status().
+DO $role$
+DECLARE
+    members text;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'mfa_auth_auditor') THEN
+        CREATE ROLE mfa_auth_auditor NOLOGIN;
+    ELSE
+        SELECT pg_catalog.string_agg(m.member::pg_catalog.regrole::pg_catalog.text, ', ') INTO members
+          FROM pg_catalog.pg_auth_members m
+         WHERE m.roleid OPERATOR(pg_catalog.=) 'mfa_auth_auditor'::pg_catalog.regrole;
+        IF members IS NOT NULL THEN
+            RAISE WARNING USING
+                MESSAGE = pg_catalog.format('role "mfa_auth_auditor" exists and has members (%s): they can read auth.mfa_audit_log', members),
+                HINT = 'If they should not, REVOKE mfa_auth_auditor FROM them.';
+        END IF;
+    END IF;
+END
+$role$;
+
+CREATE TABLE auth.mfa_audit_log (
+    id         uuid        NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    event      text        NOT NULL,
+    outcome    text,
+    user_id    uuid,
+    factor_id  uuid,
+    session_id uuid,
+    ip_address inet,
+    payload    jsonb       NOT NULL DEFAULT '{}',
+    CONSTRAINT mfa_audit_log_pkey PRIMARY KEY (id)
+);
+-- Retention and time-window reads walk this one; per-user history the other.
+CREATE INDEX mfa_audit_log_created_at_idx ON auth.mfa_audit_log USING btree (created_at DESC);
+CREATE INDEX mfa_audit_log_user_id_created_at_idx ON auth.mfa_audit_log USING btree (user_id, created_at DESC);
+COMMENT ON TABLE auth.mfa_audit_log IS 'mfa_auth: MFA events (enrollments, verifications and their failures, lockouts, recovery codes, key rotation, cleanups); readable by mfa_auth_auditor';
+
+REVOKE ALL ON auth.mfa_audit_log FROM PUBLIC;
+GRANT SELECT ON auth.mfa_audit_log TO mfa_auth_auditor;
+-- pg_dump keeps its rows.
+SELECT pg_catalog.pg_extension_config_dump('auth.mfa_audit_log', '');
+
+CREATE FUNCTION auth.audit_status() RETURNS TABLE (
+	"survives_rollback" bool,
+	"capacity" INT,
+	"queued" INT,
+	"queued_total" bigint,
+	"lost" bigint,
+	"writers" INT
+)
+STRICT VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'audit_status_wrapper';
+
+CREATE FUNCTION auth.cleanup_audit_log(
+	"older_than" interval DEFAULT NULL,
+	"batch_size" INT DEFAULT 1000
+) RETURNS bigint
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'cleanup_audit_log_wrapper';
+
+REVOKE EXECUTE ON FUNCTION auth.audit_status(), auth.cleanup_audit_log(interval, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION auth.audit_status() TO mfa_auth_auditor;

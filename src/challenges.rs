@@ -12,6 +12,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 use crate::attempt_limits;
+use crate::audit::{self, Entry, EntryExt, Event, Outcome, Traits};
 use crate::error::{raise, required, MfaError, OrRaise};
 use crate::factor_types::{self, Checked, FactorType, Issued};
 use crate::guc;
@@ -93,13 +94,13 @@ const CREATE_TOTP_CHALLENGE: Stmt = Stmt {
               UPDATE auth.mfa_factors SET last_challenged_at = pg_catalog.clock_timestamp()
                WHERE id = $1 AND factor_type OPERATOR(pg_catalog.=) 'totp'
                  AND (locked_until IS NULL OR locked_until <= pg_catalog.clock_timestamp())
-              RETURNING id, last_challenged_at
+              RETURNING id, last_challenged_at, user_id
           ), c AS (
               INSERT INTO auth.mfa_challenges (id, factor_id, created_at, ip_address)
               SELECT $3, f.id, f.last_challenged_at, COALESCE($2, pg_catalog.inet_client_addr(), '::1'::inet) FROM f
               RETURNING id, created_at
           )
-          SELECT id, created_at + pg_catalog.make_interval(secs => $4) FROM c",
+          SELECT c.id, c.created_at + pg_catalog.make_interval(secs => $4), f.user_id FROM c, f",
     args: &[pg_sys::UUIDOID, pg_sys::INETOID, pg_sys::UUIDOID, pg_sys::INT4OID],
 };
 
@@ -161,6 +162,15 @@ pub(crate) struct Locked {
 }
 
 impl Locked {
+    /// The audit event of a verification of this row.
+    fn audit_event(&self) -> Event {
+        match (self.factor_type, self.factor_verified) {
+            (FactorType::Webauthn, false) => Event::WebauthnRegistration,
+            (FactorType::Webauthn, true) => Event::WebauthnAssertion,
+            _ => Event::Verification,
+        }
+    }
+
     fn read(row: &pgrx::spi::SpiTupleTable<'_>) -> Locked {
         let flag = |name: &str| row.get_by_name::<bool, _>(name).or_raise().unwrap_or(false);
         Locked {
@@ -358,6 +368,14 @@ pub struct Created {
 /// Creates a challenge (see create_challenge). `ip_address` NULL: the client's address,
 /// or ::1 for a Unix-socket connection.
 pub fn create(client: &mut SpiClient<'_>, factor_id: pgrx::Uuid, ip_address: Option<pgrx::Inet>) -> Created {
+    let audit_ip = ip_address.clone();
+    let created = |user: pgrx::Uuid, t: FactorType, id: pgrx::Uuid| {
+        audit::at_commit(
+            audit::factor_event(Event::ChallengeCreated, user, factor_id, t)
+                .inet(&audit_ip)
+                .traits(&Traits::new().label("challenge_id", &id.to_string())),
+        )
+    };
     if !attempt_limits::locked(factor_id.as_bytes()) {
         let c = run(
             client,
@@ -368,6 +386,7 @@ pub fn create(client: &mut SpiClient<'_>, factor_id: pgrx::Uuid, ip_address: Opt
             let c = c.first();
             let id: pgrx::Uuid = c.get(1).or_raise().expect("RETURNING id");
             let expires: TimestampWithTimeZone = c.get(2).or_raise().expect("RETURNING expires_at");
+            created(c.get(3).or_raise().expect("RETURNING user_id"), FactorType::Totp, id);
             return Created { id, expires, code: None, webauthn: None };
         }
     }
@@ -382,6 +401,15 @@ pub fn create(client: &mut SpiClient<'_>, factor_id: pgrx::Uuid, ip_address: Opt
     let f = f.first();
     let factor_type = FactorType::parse(&f.get::<String>(1).or_raise().unwrap_or_default());
     if f.get::<bool>(2).or_raise().unwrap_or(false) || attempt_limits::locked(factor_id.as_bytes()) {
+        let user: Option<pgrx::Uuid> = f.get(4).or_raise();
+        audit::now(
+            audit::event(Event::ChallengeCreated)
+                .outcome(Outcome::Locked)
+                .user(user.map(audit::bytes))
+                .factor(Some(audit::bytes(factor_id)))
+                .factor_type(factor_type.sql_name())
+                .inet(&ip_address),
+        );
         raise(MfaError::FactorLocked);
     }
     let resend_too_soon = f.get::<bool>(3).or_raise().unwrap_or(false);
@@ -409,6 +437,7 @@ pub fn create(client: &mut SpiClient<'_>, factor_id: pgrx::Uuid, ip_address: Opt
     let c = c.first();
     let id: pgrx::Uuid = c.get(1).or_raise().expect("RETURNING id");
     let expires: TimestampWithTimeZone = c.get(2).or_raise().expect("RETURNING expires_at");
+    created(row.user_id, factor_type, id);
     Created { id, expires, code, webauthn }
 }
 
@@ -478,12 +507,20 @@ pub fn verify(
     via: Via,
     owner: Option<pgrx::Uuid>,
 ) -> bool {
-    let row = load(client, lookup, missing, key, ip_address);
+    let row = load(client, lookup, missing, key, ip_address.clone());
     // Self-service: another user's challenge is answered like one that does not exist.
     if owner.is_some_and(|o| o != row.user_id) {
         raise(MfaError::ChallengeNotFound);
     }
-    refuse(client, &row, session_id, via);
+    let audit_with = |outcome: Outcome, traits: Traits| {
+        audit::factor_event(row.audit_event(), row.user_id, row.factor_id, row.factor_type)
+            .outcome(outcome)
+            .session_id(session_id)
+            .inet(&ip_address)
+            .traits(&traits.label("challenge_id", &row.challenge_id.to_string()))
+    };
+    let audit = |outcome: Outcome| audit_with(outcome, Traits::new());
+    refuse(client, &row, session_id, via, &audit);
     // The response's structure is checked before anything is counted: malformed input is
     // an error (22023), not an attempt.
     let response = factor_types::parse(&row, code);
@@ -495,7 +532,23 @@ pub fn verify(
     let checked = factor_types::check(&row, &response);
     if checked.ok {
         record_success(client, &row, &checked, session_id);
+        audit::at_commit(audit(Outcome::Success));
+        if !row.factor_verified {
+            audit::at_commit(audit::factor_event(Event::FactorVerified, row.user_id, row.factor_id, row.factor_type));
+        }
     } else {
+        let outcome = if checked.replay { Outcome::Replay } else { Outcome::Failure };
+        let failures = i64::from(counted.failures);
+        audit::now(audit_with(outcome, Traits::new().int("failed_attempts", failures)));
+        if counted.locked_until.is_some() {
+            audit::now(
+                audit::factor_event(Event::FactorLocked, row.user_id, row.factor_id, row.factor_type).traits(
+                    &Traits::new()
+                        .int("failed_attempts", failures)
+                        .int("lockout_seconds", i64::from(guc::LOCKOUT_DURATION.get())),
+                ),
+            );
+        }
         record_failure(client, &row, counted, checked.resealed);
     }
     checked.ok
@@ -519,21 +572,32 @@ fn load(
 /// Raises when the attempt may not be evaluated at all. Order matters: a locked factor
 /// refuses everything (its row's lock, or the shared-memory one a rolled-back failure left);
 /// then the challenge's own state; then the entitlement rule.
-fn refuse(client: &mut SpiClient<'_>, row: &Locked, session_id: Option<pgrx::Uuid>, via: Via) {
+fn refuse(
+    client: &mut SpiClient<'_>,
+    row: &Locked,
+    session_id: Option<pgrx::Uuid>,
+    via: Via,
+    audit: &dyn Fn(Outcome) -> Entry,
+) {
     if (row.factor_type == FactorType::Webauthn) != (via == Via::Webauthn) {
         raise(MfaError::WrongVerifier(row.factor_type.sql_name()));
     }
+    // Each refusal is recorded whatever the caller does with the error.
+    let refused = |outcome: Outcome, e: MfaError| -> ! {
+        audit::now(audit(outcome));
+        raise(e)
+    };
     if row.locked || attempt_limits::locked(row.factor_id.as_bytes()) {
-        raise(MfaError::FactorLocked);
+        refused(Outcome::Locked, MfaError::FactorLocked);
     }
     if row.challenge_verified {
-        raise(MfaError::ChallengeAlreadyVerified);
+        refused(Outcome::Replay, MfaError::ChallengeAlreadyVerified);
     }
     if row.expired {
-        raise(MfaError::ChallengeExpired);
+        refused(Outcome::Expired, MfaError::ChallengeExpired);
     }
     if row.ip_mismatch {
-        raise(MfaError::IpMismatch);
+        refused(Outcome::IpMismatch, MfaError::IpMismatch);
     }
     // An unverified factor of a user who has another verified one: only an aal2 session of
     // that user may verify it (otherwise a password-only session could add its own factor
@@ -642,6 +706,13 @@ fn cleanup_batch(client: &mut SpiClient<'_>, cutoff: TimestampWithTimeZone, batc
     run(client, &CLEANUP_BATCH, &args).len() as i64
 }
 
+/// The audit event of a challenge cleanup that deleted `n` rows (none when it deleted none).
+fn audit_cleanup(n: i64) {
+    if n > 0 {
+        audit::at_commit(audit::event(Event::Cleanup).traits(&Traits::new().int("challenges", n)));
+    }
+}
+
 /// Deletes challenges created more than `older_than` ago, `batch_size` rows per
 /// statement, skipping rows a concurrent verification holds. Returns how many. All
 /// batches run in the caller's transaction: for a large backlog see
@@ -666,6 +737,7 @@ fn cleanup_challenges(
             let n = cleanup_batch(client, cutoff, batch_size);
             total += n;
             if n < i64::from(batch_size) {
+                audit_cleanup(total);
                 break total;
             }
         }
@@ -680,7 +752,9 @@ fn cleanup_challenges_batch(cutoff: Option<TimestampWithTimeZone>, batch_size: d
     crate::error::require_writable("auth.cleanup_challenges_batched()");
     let cutoff = required(cutoff, "cutoff");
     let batch_size = check_batch_size(batch_size);
-    Spi::connect_mut(|client| cleanup_batch(client, cutoff, batch_size))
+    let n = Spi::connect_mut(|client| cleanup_batch(client, cutoff, batch_size));
+    audit_cleanup(n);
+    n
 }
 
 #[cfg(any(test, feature = "pg_test"))]

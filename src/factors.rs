@@ -4,6 +4,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
+use crate::audit::{self, Event, Traits};
 use crate::error::{raise, required, MfaError, OrRaise};
 use crate::factor_types::FactorType;
 use crate::otp::{phone::is_e164, qr, secret, uri, OtpParams};
@@ -84,13 +85,15 @@ macro_rules! unenroll {
           ), dropped_claims AS (
               DELETE FROM auth.mfa_amr_claims a USING orphaned o
                WHERE a.session_id = o.session_id AND a.authentication_method = o.authentication_method
+              RETURNING 1
           ), dropped_links AS (
               DELETE FROM auth.mfa_amr_claim_factors WHERE factor_id = $1
           ), dropped_challenges AS (
               DELETE FROM auth.mfa_challenges WHERE factor_id = $1
           )",
                 $recovery_sets,
-                " DELETE FROM auth.mfa_factors WHERE id = $1 RETURNING id"
+                " DELETE FROM auth.mfa_factors WHERE id = $1
+                  RETURNING user_id, factor_type::text, (SELECT pg_catalog.count(*) FROM dropped_claims)"
             ),
             args: &[pg_sys::UUIDOID],
         }
@@ -170,7 +173,9 @@ pub fn insert_factor(
                 id.into(),
             ],
         );
-        id.first().get::<pgrx::Uuid>(1).or_raise().expect("INSERT ... RETURNING id")
+        let id = id.first().get::<pgrx::Uuid>(1).or_raise().expect("INSERT ... RETURNING id");
+        audit::at_commit(audit::factor_event(Event::FactorEnrolled, user_id, id, factor_type));
+        id
     })
 }
 
@@ -254,7 +259,7 @@ pub fn unenroll(factor_id: pgrx::Uuid, allow: impl FnOnce(&mut SpiClient<'_>, pg
         let owner: pgrx::Uuid = row.get(1).or_raise().expect("user_id");
         let verified: bool = row.get(2).or_raise().unwrap_or(true);
         allow(client, owner, verified);
-        run(client, crate::challenges::for_schema(&UNENROLL, &UNENROLL_0_1), &args);
+        audit_unenrolled(factor_id, run(client, crate::challenges::for_schema(&UNENROLL, &UNENROLL_0_1), &args));
         // Removing the user's last verified factor removes their recovery codes too.
         let orphaned = run(client, &ORPHANED_RECOVERY_CODES, &[owner.into()]);
         if !orphaned.is_empty() {
@@ -262,11 +267,33 @@ pub fn unenroll(factor_id: pgrx::Uuid, allow: impl FnOnce(&mut SpiClient<'_>, pg
             let args: [DatumWithOid; 1] = [recovery.into()];
             run(client, &LOCK_FOR_UNENROLL, &args);
             run(client, &UNENROLL, &args);
+            audit::at_commit(
+                audit::factor_event(Event::RecoveryCodesDeleted, owner, recovery, FactorType::RecoveryCode)
+                    .traits(&Traits::new().label("reason", "last_factor_unenrolled")),
+            );
             crate::attempt_limits::clear(recovery.as_bytes());
         }
     });
     crate::attempt_limits::clear(factor_id.as_bytes());
     crate::session::claims_changed();
+}
+
+/// The audit events of an unenroll (UNENROLL's row: user, type, claims removed).
+fn audit_unenrolled(factor_id: pgrx::Uuid, row: pgrx::spi::SpiTupleTable<'_>) {
+    if row.is_empty() {
+        return;
+    }
+    let row = row.first();
+    let user: pgrx::Uuid = row.get(1).or_raise().expect("user_id");
+    let factor_type = FactorType::parse(&row.get::<String>(2).or_raise().unwrap_or_default());
+    let claims: i64 = row.get(3).or_raise().unwrap_or(0);
+    audit::at_commit(audit::factor_event(Event::FactorUnenrolled, user, factor_id, factor_type));
+    if claims > 0 {
+        audit::at_commit(
+            audit::factor_event(Event::ClaimsRemoved, user, factor_id, factor_type)
+                .traits(&Traits::new().int("claims", claims)),
+        );
+    }
 }
 
 /// Deletes a factor, its challenges, and the MFA claims it granted. Removing the user's last
@@ -278,22 +305,10 @@ fn unenroll_factor(factor_id: Option<pgrx::Uuid>) {
     unenroll(required(factor_id, "factor_id"), |_, _, _| {});
 }
 
-/// Runs a statement whose only parameter is a factor id and which returns the rows it
-/// touched; raises "factor not found" when there were none.
-fn run_for_factor(stmt: &Stmt, factor_id: pgrx::Uuid) {
-    let touched = Spi::connect_mut(|client| {
-        let args: [DatumWithOid; 1] = [factor_id.into()];
-        run(client, stmt, &args).len()
-    });
-    if touched == 0 {
-        raise(MfaError::FactorNotFound);
-    }
-}
-
 const UNLOCK: Stmt = Stmt {
     sql:
         "UPDATE auth.mfa_factors SET failed_attempts = 0, locked_until = NULL, updated_at = pg_catalog.clock_timestamp()
-           WHERE id = $1 RETURNING id",
+           WHERE id = $1 RETURNING user_id, factor_type::text",
     args: &[pg_sys::UUIDOID],
 };
 
@@ -304,6 +319,16 @@ const UNLOCK: Stmt = Stmt {
 fn unlock_factor(factor_id: Option<pgrx::Uuid>) {
     crate::error::require_writable("auth.unlock_factor()");
     let factor_id = required(factor_id, "factor_id");
-    run_for_factor(&UNLOCK, factor_id);
+    let (user, factor_type) = Spi::connect_mut(|client| {
+        let args: [DatumWithOid; 1] = [factor_id.into()];
+        let row = run(client, &UNLOCK, &args);
+        if row.is_empty() {
+            raise(MfaError::FactorNotFound);
+        }
+        let row = row.first();
+        let user: pgrx::Uuid = row.get(1).or_raise().expect("user_id");
+        (user, FactorType::parse(&row.get::<String>(2).or_raise().unwrap_or_default()))
+    });
+    audit::at_commit(audit::factor_event(Event::FactorUnlocked, user, factor_id, factor_type));
     crate::attempt_limits::clear(factor_id.as_bytes());
 }

@@ -30,6 +30,10 @@ pub static WEBAUTHN_ORIGINS: GucSetting<Option<CString>> = GucSetting::<Option<C
 pub static WEBAUTHN_USER_VERIFICATION: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"preferred"));
 pub static JWT_CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// The audit trail (src/audit.rs).
+pub static AUDIT: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static AUDIT_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(90 * 86_400);
+pub static AUDIT_LOG_SERVER: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// The body of a hook Postgres calls outside the fmgr (GUC check/assign/show hooks, transaction
 /// callbacks): a Rust panic there, a bug, must not unwind into Postgres's C frames (undefined
@@ -57,6 +61,32 @@ fn definable(name: &core::ffi::CStr) -> bool {
 }
 
 pub fn init() {
+    GucRegistry::define_bool_guc(
+        c"mfa_auth.audit",
+        c"Whether MFA events are recorded in auth.mfa_audit_log.",
+        c"On by default. Failures and refusals are recorded even when the caller rolls back (with the library preloaded).",
+        &AUDIT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"mfa_auth.audit_retention",
+        c"How long rows of auth.mfa_audit_log are kept; 0 keeps them until auth.cleanup_audit_log(older_than) removes them.",
+        c"With the library preloaded the audit writer deletes older rows, in batches on the created_at index.",
+        &AUDIT_RETENTION,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"mfa_auth.audit_log_server",
+        c"Whether each MFA event is also written to the server log, as one line of JSON (for a SIEM; works with log_destination = jsonlog).",
+        c"The line is \"mfa_auth audit: \" followed by the event's payload.",
+        &AUDIT_LOG_SERVER,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"mfa_auth.challenge_expiry",
         c"How long an MFA challenge can be verified after it is created.",

@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 
 mod amr;
 mod attempt_limits;
+mod audit;
 mod challenges;
 mod clock;
 pub mod error;
@@ -47,8 +48,14 @@ extension_sql_file!("../sql/pg13/amr.sql", name = "amr", requires = ["schema"]);
 extension_sql_file!("../sql/pg13/session.sql", name = "session", requires = ["schema", "amr", session::uid]);
 #[cfg(feature = "pg13")]
 extension_sql_file!("../sql/pg13/recovery.sql", name = "recovery", requires = ["schema", session::uid]);
+// The audit trail's table and its readers' role.
+extension_sql_file!("../sql/audit.sql", name = "audit", requires = ["schema"]);
 // Enforcement helpers for policies: auth.aal_next(), auth.mfa_satisfied().
-extension_sql_file!("../sql/enforcement.sql", name = "enforcement", requires = ["session", session::aal_next, session::aal_next_of, session::mfa_satisfied]);
+extension_sql_file!(
+    "../sql/enforcement.sql",
+    name = "enforcement",
+    requires = ["session", session::aal_next, session::aal_next_of, session::mfa_satisfied]
+);
 // Procedures that commit per batch, calling their SECURITY DEFINER steps.
 extension_sql_file!(
     "../sql/maintenance.sql",
@@ -63,6 +70,7 @@ pub extern "C-unwind" fn _PG_init() {
     error::disable_backtraces();
     guc::init();
     attempt_limits::init();
+    audit::init();
     session::init();
     hooks::install();
 }

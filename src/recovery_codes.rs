@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 use crate::attempt_limits;
+use crate::audit::{self, EntryExt, Event, Outcome, Traits};
 use crate::error::{raise, required, MfaError, OrRaise};
 use crate::factor_types::FactorType;
 use crate::guc;
@@ -150,13 +151,24 @@ pub fn generate(user_id: pgrx::Uuid, session_id: Option<pgrx::Uuid>, count: i32)
     // A new set starts with a clean count (as its row does).
     if let Some(f) = factor {
         attempt_limits::clear(f.as_bytes());
+        audit::at_commit(
+            audit::factor_event(Event::RecoveryCodesGenerated, user_id, f, FactorType::RecoveryCode)
+                .session_id(session_id)
+                .traits(&Traits::new().int("count", i64::from(count))),
+        );
     }
     codes.iter().map(|c| recovery::grouped(c)).collect()
 }
 
 /// Checks `code` against the user's set; true consumes it and, with `session_id`, records
 /// the `mfa/recovery_code` claim. False counts a failure (the lockout of TOTP factors).
-pub fn verify(client: &mut SpiClient<'_>, user_id: pgrx::Uuid, code: &str, session_id: Option<pgrx::Uuid>) -> bool {
+pub fn verify(
+    client: &mut SpiClient<'_>,
+    user_id: pgrx::Uuid,
+    code: &str,
+    session_id: Option<pgrx::Uuid>,
+    ip_address: Option<pgrx::Inet>,
+) -> bool {
     let row = run(client, &LOCK_SET, &[user_id.into()]);
     if row.is_empty() {
         raise(MfaError::NoRecoveryCodes);
@@ -167,7 +179,14 @@ pub fn verify(client: &mut SpiClient<'_>, user_id: pgrx::Uuid, code: &str, sessi
     let failures: i32 = row.get(3).or_raise().unwrap_or(0);
     let locked: bool = row.get(4).or_raise().unwrap_or(false);
     let lock_ran_out: bool = row.get(5).or_raise().unwrap_or(false);
+    let audit = |outcome: Outcome| {
+        audit::factor_event(Event::RecoveryCodeVerification, user_id, factor, FactorType::RecoveryCode)
+            .outcome(outcome)
+            .session_id(session_id)
+            .inet(&ip_address)
+    };
     if locked || attempt_limits::locked(factor.as_bytes()) {
+        audit::now(audit(Outcome::Locked));
         raise(MfaError::FactorLocked);
     }
     // Counted before the code is looked at, cleared on success (as for every factor).
@@ -191,7 +210,19 @@ pub fn verify(client: &mut SpiClient<'_>, user_id: pgrx::Uuid, code: &str, sessi
         run(client, &SUCCEED, &args);
         attempt_limits::clear(factor.as_bytes());
         crate::session::claims_changed();
+        audit::at_commit(audit(Outcome::Success));
     } else {
+        let failures = i64::from(counted.failures);
+        audit::now(audit(Outcome::Failure).traits(&Traits::new().int("failed_attempts", failures)));
+        if counted.locked_until.is_some() {
+            audit::now(
+                audit::factor_event(Event::FactorLocked, user_id, factor, FactorType::RecoveryCode).traits(
+                    &Traits::new()
+                        .int("failed_attempts", failures)
+                        .int("lockout_seconds", i64::from(guc::LOCKOUT_DURATION.get())),
+                ),
+            );
+        }
         let args: [DatumWithOid; 4] = [
             set.into(),
             i32::try_from(counted.failures).unwrap_or(i32::MAX).into(),
@@ -215,6 +246,10 @@ pub fn delete(user_id: pgrx::Uuid) {
     });
     if let Some(f) = factor {
         crate::factors::unenroll(f, |_, _, _| {});
+        audit::at_commit(
+            audit::factor_event(Event::RecoveryCodesDeleted, user_id, f, FactorType::RecoveryCode)
+                .traits(&Traits::new().label("reason", "deleted")),
+        );
     }
 }
 
@@ -238,7 +273,7 @@ fn generate_recovery_codes(
 /// code is consumed and, with `session_id`, the session's `mfa/recovery_code` claim recorded
 /// (aal2). False: wrong or used, counted; after mfa_auth.max_failed_attempts the user's codes
 /// are locked for mfa_auth.lockout_duration. `ip_address` is accepted for the same call shape
-/// as the other verifications; mfa_auth keeps no audit log, so it is not stored.
+/// as the other verifications, and recorded in the audit trail.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn verify_recovery_code(
@@ -250,8 +285,7 @@ fn verify_recovery_code(
     crate::error::require_writable("auth.verify_recovery_code()");
     let user_id = required(user_id, "user_id");
     let code = required(code, "code");
-    let _ = ip_address;
-    Spi::connect_mut(|client| verify(client, user_id, code, session_id))
+    Spi::connect_mut(|client| verify(client, user_id, code, session_id, ip_address))
 }
 
 /// Removes the user's recovery codes (nothing when there are none).
@@ -280,5 +314,5 @@ fn mfa_verify_recovery_code(code: Option<&str>) -> bool {
     let code = required(code, "code");
     crate::attempt_limits::require_durable_or_autocommit("auth.mfa_verify_recovery_code");
     let (user_id, session) = crate::self_service::me("auth.mfa_verify_recovery_code");
-    Spi::connect_mut(|client| verify(client, user_id, code, session))
+    Spi::connect_mut(|client| verify(client, user_id, code, session, None))
 }

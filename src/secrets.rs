@@ -320,6 +320,14 @@ fn rotate_secrets(max_rows: default!(Option<i32>, "NULL")) -> i64 {
             let args: [DatumWithOid; 2] = [(*id).into(), resealed.into()];
             run(client, &RESEAL, &args);
         }
-        todo.len() as i64
+        let n = todo.len() as i64;
+        // (A call with nothing left to re-seal, the last step of rotate_secrets_batched, is not an event.)
+        if n > 0 {
+            crate::audit::at_commit(
+                crate::audit::event(crate::audit::Event::SecretsResealed)
+                    .traits(&crate::audit::Traits::new().int("resealed", n).label("key_id", current)),
+            );
+        }
+        n
     })
 }

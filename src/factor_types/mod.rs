@@ -79,6 +79,8 @@ pub struct Checked {
     /// WebAuthn: the credential to store (registered, or with its new sign count); its
     /// `aaguid` also fills `web_authn_aaguid`.
     pub credential: Option<String>,
+    /// A TOTP code of a step at or before the last accepted one (RFC 6238 §5.2).
+    pub replay: bool,
 }
 
 impl Checked {

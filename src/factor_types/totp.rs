@@ -20,7 +20,7 @@ pub fn check(row: &Locked, code: &str) -> Checked {
     let step = matched.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
     match (step, row.last_totp_step) {
         // RFC 6238 §5.2: a step at or before the last accepted one is a replay.
-        (Some(step), Some(last)) if step <= last => Checked { resealed, ..Checked::wrong() },
+        (Some(step), Some(last)) if step <= last => Checked { resealed, replay: true, ..Checked::wrong() },
         (Some(step), _) => Checked { ok: true, step: Some(step), resealed, ..Checked::wrong() },
         (None, _) => Checked { resealed, ..Checked::wrong() },
     }

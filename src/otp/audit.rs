@@ -1,8 +1,7 @@
 //! The audit trail's core: what an event is, the bounded queue that holds events between the
 //! backend that made them and the background worker that writes them, and the JSON payload
-//! of a row. Pure Rust, no pgrx: the pgrx shell that is to put the queue in shared memory
-//! behind an LWLock, pass times and database OIDs in and run the writers is not written yet
-//! (issue 24); until then nothing in the extension calls this module.
+//! of a row. Pure Rust, no pgrx: `src/audit.rs` is the shell that puts the queue in shared
+//! memory behind an LWLock, passes times and database OIDs in and runs the writers.
 //!
 //! An event holds ids, names, counts and outcomes, never a secret, a code, a code hash or a
 //! key: its fields are fixed-size and typed ([`Entry`]), and the only free text in it is the
@@ -431,6 +430,11 @@ impl<const N: usize> Queue<N> {
     /// (events queued now, events queued since start, events lost and not yet reported).
     pub fn usage(&self) -> (usize, u64, u64) {
         (self.used, self.pushed, self.lost)
+    }
+
+    /// The pid of `database`'s running worker.
+    pub fn worker_pid(&self, database: u32) -> Option<i32> {
+        self.workers.iter().find(|w| w.database == database).and_then(WorkerSlot::pid)
     }
 
     pub fn workers(&self) -> impl Iterator<Item = &WorkerSlot> {

@@ -168,10 +168,16 @@ class ThrowawayCluster:
     def connect(self, **kw):
         return psycopg.connect(**{**self.conn, **kw})
 
-    def stop(self):
+    def stop(self, keep_files=None):
+        """Stops the server and removes it; its log is kept for the crash scan, or, with
+        `keep_files`, that function is called with the cluster's root first (to keep its logs
+        its own way)."""
         import shutil
         as_cluster_user([f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
-        keep_log(os.path.join(self.root, "log"), os.path.basename(self.root))
+        if keep_files:
+            keep_files(self.root)
+        else:
+            keep_log(os.path.join(self.root, "log"), os.path.basename(self.root))
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -31,7 +31,7 @@ SETTINGS = [
     "mfa_auth.phone_resend_interval", "mfa_auth.totp_window", "mfa_auth.webauthn_rp_id",
     "mfa_auth.webauthn_rp_name", "mfa_auth.webauthn_origins", "mfa_auth.webauthn_user_verification",
     "mfa_auth.jwt_claims_roles", "mfa_auth.database_sessions", "mfa_auth.encryption_keys",
-    "mfa_auth.encryption_keys_file",
+    "mfa_auth.encryption_keys_file", "mfa_auth.audit", "mfa_auth.audit_retention", "mfa_auth.audit_log_server",
 ]
 # Readable by superusers and pg_read_all_settings (pg_monitor) only.
 SUPERUSER_ONLY = {"mfa_auth.encryption_keys", "mfa_auth.encryption_keys_file"}
@@ -260,3 +260,36 @@ def test_reloads_with_a_changed_and_a_broken_key_file_while_sessions_verify(data
         now = c.execute("SELECT current_setting('mfa_auth.encryption_keys_file', true)").fetchone()[0] or ""
         assert (now == "") == own_file
         assert c.execute("SELECT count(*) FROM auth.enroll_totp(gen_random_uuid())").fetchone()[0] == 1
+
+
+def test_the_audit_trail_in_this_configuration(database):
+    """Preloaded, a failure the caller rolls back is recorded all the same (the shared queue and
+    its writer); not preloaded, events are inserted in the caller's transaction, so a rolled-back
+    failure goes with it (as its attempt count does: docs/security.md) and a committed one stays."""
+    import time
+    import uuid
+    from conftest import wrong_codes
+    user = uuid.uuid4()
+    with connect() as c:
+        fid, secret, _, _ = c.execute("SELECT * FROM auth.enroll_totp(%s)", (user,)).fetchone()
+        bad = wrong_codes(secret, 2)
+        ch = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '::1')", (fid,)).fetchone()[0]
+        c.execute("BEGIN")
+        assert not c.execute("SELECT auth.verify_challenge(%s, %s)", (ch, bad[0])).fetchone()[0]
+        c.execute("ROLLBACK")
+        ch = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '::1')", (fid,)).fetchone()[0]
+        assert not c.execute("SELECT auth.verify_challenge(%s, %s)", (ch, bad[1])).fetchone()[0]
+        survives, writers = c.execute("SELECT survives_rollback, writers FROM auth.audit_status()").fetchone()
+        assert survives == PRELOADED
+        want = 2 if PRELOADED else 1
+        deadline = time.time() + 10
+        while True:
+            failures = c.execute("SELECT count(*) FROM auth.mfa_audit_log WHERE factor_id = %s AND outcome = 'failure'",
+                                 (fid,)).fetchone()[0]
+            if failures >= want or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        events = c.execute("SELECT event FROM auth.mfa_audit_log WHERE user_id = %s ORDER BY created_at, id", (user,)).fetchall()
+        print(f"\n  {CONFIG}: failures recorded {failures} of 2 (one rolled back), events {[e for (e,) in events]}")
+        assert failures == want
+        assert ("factor_enrolled",) in events

@@ -70,5 +70,5 @@ SELECT p.oid::regprocedure AS function, p.provolatile, p.proparallel, p.prosecde
  ORDER BY 1;
 
 DROP TABLE public.notes;
-DELETE FROM auth.mfa_factors WHERE user_id = auth.role_user_id('mfa_enforce_user');
+SELECT count(auth.unenroll_factor(id)) AS unenrolled FROM auth.mfa_factors WHERE user_id = auth.role_user_id('mfa_enforce_user');
 DROP ROLE mfa_enforce_user;
