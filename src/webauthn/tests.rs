@@ -354,3 +354,139 @@ fn session_data_uses_go_webauthn_names() {
     let back: SessionData = serde_json::from_value(j).expect("round trip");
     assert_eq!(back, s);
 }
+
+/// The message an assertion's signature covers: authenticatorData || SHA-256(clientDataJSON).
+fn signed_message(v: &Vector) -> Vec<u8> {
+    use sha2::Digest;
+    let mut msg = hex(v.authenticator_data);
+    msg.extend_from_slice(&sha2::Sha256::digest(hex(v.auth_client_data)));
+    msg
+}
+
+/// Big-endian 32-byte `a - b` (a >= b) and `a + b` (no overflow past 256 bits), for the tests'
+/// signature edits below (integer arithmetic on the signature's scalars, no curve arithmetic).
+fn be_sub(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(a[i]) - i16::from(b[i]) - borrow;
+        borrow = i16::from(d < 0);
+        out[i] = (d + 256 * borrow) as u8;
+    }
+    assert_eq!(borrow, 0);
+    out
+}
+
+fn le_add(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let s = u16::from(a[i]) + u16::from(b[i]) + carry;
+        out[i] = s as u8;
+        carry = s >> 8;
+    }
+    assert_eq!(carry, 0);
+    out
+}
+
+/// One DER INTEGER (positive: a leading zero byte when the top bit is set).
+fn der_int(v: &[u8]) -> Vec<u8> {
+    let mut v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
+    if v.first().is_some_and(|b| b & 0x80 != 0) {
+        v.insert(0, 0);
+    }
+    let mut out = vec![0x02, v.len() as u8];
+    out.extend(v);
+    out
+}
+
+fn der_sig_parts(sig: &[u8]) -> ([u8; 32], [u8; 32]) {
+    assert_eq!(sig[0], 0x30);
+    let mut at = 2;
+    let mut ints = Vec::new();
+    for _ in 0..2 {
+        assert_eq!(sig[at], 0x02);
+        let len = usize::from(sig[at + 1]);
+        let body = &sig[at + 2..at + 2 + len];
+        let mut fixed = [0u8; 32];
+        let body: Vec<u8> = body.iter().copied().skip_while(|b| *b == 0).collect();
+        fixed[32 - body.len()..].copy_from_slice(&body);
+        ints.push(fixed);
+        at += 2 + len;
+    }
+    (ints[0], ints[1])
+}
+
+/// ECDSA signatures are malleable: if (r, s) verifies, so does (r, n - s). Verdict: accepted,
+/// as before the signature library changed, and as py_webauthn (OpenSSL) decides. Neither
+/// WebAuthn nor COSE asks for low S (authenticators produce both halves), and nothing here
+/// uses a signature as an identifier: each covers a fresh challenge that is used up once, so a
+/// second valid form of one signature gains an attacker nothing.
+#[test]
+fn high_s_es256_signature_is_accepted() {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6,
+        0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+    ];
+    let v = vector("none.ES256");
+    let key = register(v).expect("registers").key().expect("key");
+    let msg = signed_message(v);
+    let (r, s) = der_sig_parts(&hex(v.signature));
+    let flipped = be_sub(&N, &s);
+    assert_ne!(flipped, s);
+    let mut body = der_int(&r);
+    body.extend(der_int(&flipped));
+    let mut sig = vec![0x30, body.len() as u8];
+    sig.extend(body);
+    assert!(key.verify(&msg, &hex(v.signature)));
+    assert!(key.verify(&msg, &sig), "(r, n - s) of a valid signature");
+    // ... and a value that is not a signature still is not one.
+    let mut body = der_int(&r);
+    body.extend(der_int(&be_sub(&flipped, &{
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        one
+    })));
+    let mut bad = vec![0x30, body.len() as u8];
+    bad.extend(body);
+    assert!(!key.verify(&msg, &bad));
+}
+
+/// Ed25519 encodings that are not canonical: S + L in place of S (the same value mod L), and
+/// a small-order public key. Verdict: refused, as before (ed25519-dalek's `verify_strict`,
+/// which RFC 8032 §5.1.7 and the "Taming the many EdDSAs" criteria call for: S < L, no
+/// small-order A or R), so a signature has exactly one accepted encoding.
+#[test]
+fn non_canonical_ed25519_is_refused() {
+    // L = 2^252 + 27742317777372353535851937790883648493, little-endian.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let v = vector("packed.EdDSA");
+    let key = register(v).expect("registers").key().expect("key");
+    let msg = signed_message(v);
+    let sig = hex(v.signature);
+    assert!(key.verify(&msg, &sig));
+    let s: [u8; 32] = sig[32..].try_into().unwrap();
+    let mut sig2 = sig.clone();
+    sig2[32..].copy_from_slice(&le_add(&s, &L));
+    assert!(!key.verify(&msg, &sig2), "S + L");
+    // A small-order key (the identity point, y = 1) with R = identity and S = 0 satisfies the
+    // cofactorless equation for every message; verify_strict refuses it.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let cose = ciborium::value::Value::Map(vec![
+        (cose::cbor_int(1), cose::cbor_int(1)),
+        (cose::cbor_int(3), cose::cbor_int(cose::EDDSA)),
+        (cose::cbor_int(-1), cose::cbor_int(6)),
+        (cose::cbor_int(-2), ciborium::value::Value::Bytes(identity.to_vec())),
+    ]);
+    let weak = match cose::parse_key("test", &cose).expect("parses") {
+        cose::Parsed::Key(k) => k,
+        cose::Parsed::Unsupported(a) => panic!("unsupported {a}"),
+    };
+    let mut forged = identity.to_vec();
+    forged.extend([0u8; 32]);
+    assert!(!weak.verify(&msg, &forged), "small-order key and R");
+}
