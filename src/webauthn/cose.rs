@@ -15,13 +15,19 @@ pub const ALGORITHMS: [i64; 3] = [ES256, EDDSA, RS256];
 /// RSA moduli accepted, in bits.
 const RSA_MIN_BITS: usize = 2048;
 const RSA_MAX_BITS: usize = 8192;
+/// The largest RSA public exponent accepted (2^33 - 1: the limit of aws-lc-rs, ring and the
+/// `rsa` crate alike; every authenticator uses 65537).
+const RSA_MAX_EXPONENT: u64 = (1 << 33) - 1;
 
-/// A credential public key, ready to verify signatures.
+/// A credential public key, parsed and validated once, ready to verify signatures. ES256 and
+/// RS256 through aws-lc-rs (AWS-LC's assembly-backed P-256 and RSA), Ed25519 through
+/// ed25519-dalek, whose `verify_strict` refuses small-order keys and R values (AWS-LC's
+/// Ed25519 checks S < L only).
 #[derive(Debug, Clone)]
 pub enum PublicKey {
-    Es256(p256::ecdsa::VerifyingKey),
+    Es256(aws_lc_rs::signature::ParsedPublicKey),
     Ed25519(ed25519_dalek::VerifyingKey),
-    Rs256(rsa::RsaPublicKey),
+    Rs256(aws_lc_rs::signature::ParsedPublicKey),
 }
 
 impl PublicKey {
@@ -33,34 +39,26 @@ impl PublicKey {
         }
     }
 
-    /// Whether `signature` signs `message` under this key: ES256 with a DER signature,
-    /// Ed25519 with `verify_strict` (no small-order keys, canonical S), RS256 as
-    /// RSASSA-PKCS1-v1_5 with SHA-256. A malformed signature is simply not valid.
+    /// Whether `signature` signs `message` under this key: ES256 with an ASN.1 DER signature
+    /// (either S half: ECDSA is malleable and WebAuthn does not ask for low S), Ed25519 with
+    /// `verify_strict` (no small-order keys or R, canonical S), RS256 as RSASSA-PKCS1-v1_5
+    /// with SHA-256. A malformed signature is simply not valid.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {
-            PublicKey::Es256(key) => match p256::ecdsa::Signature::from_der(signature) {
-                Ok(sig) => {
-                    use sha2::Digest;
-                    let z = p256::FieldBytes::from(<[u8; 32]>::from(sha2::Sha256::digest(message)));
-                    let q = p256::ProjectivePoint::from(*key.as_affine());
-                    super::p256_vartime::verify_prehashed(&q, &z, &sig)
-                }
-                Err(_) => false,
-            },
+            PublicKey::Es256(key) | PublicKey::Rs256(key) => key.verify_sig(message, signature).is_ok(),
             PublicKey::Ed25519(key) => match ed25519_dalek::Signature::from_slice(signature) {
                 Ok(sig) => key.verify_strict(message, &sig).is_ok(),
                 Err(_) => false,
             },
-            PublicKey::Rs256(key) => {
-                use rsa::signature::Verifier;
-                let verifier = rsa::pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(key.clone());
-                match rsa::pkcs1v15::Signature::try_from(signature) {
-                    Ok(sig) => verifier.verify(message, &sig).is_ok(),
-                    Err(_) => false,
-                }
-            }
         }
     }
+}
+
+/// `b` without its leading zero bytes (a COSE key may carry one in front of a modulus whose
+/// top bit is set, as a DER INTEGER would; the libraries want the minimal encoding).
+fn minimal(b: &[u8]) -> &[u8] {
+    let zeros = b.iter().take_while(|x| **x == 0).count();
+    &b[zeros..]
 }
 
 /// Reads one CBOR item from the front of `input`; returns it and the bytes it took.
@@ -118,8 +116,12 @@ pub fn parse_key(field: &'static str, value: &Value) -> Result<Parsed, WebauthnE
             if x.len() != 32 || y.len() != 32 {
                 return Err(WebauthnError::invalid(field, "P-256 coordinates must be 32 bytes each"));
             }
-            let point = p256::EncodedPoint::from_affine_coordinates(x.into(), y.into(), false);
-            let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point)
+            // SEC 1 uncompressed point; aws-lc-rs checks that it lies on P-256.
+            let mut point = Vec::with_capacity(65);
+            point.push(0x04);
+            point.extend_from_slice(x);
+            point.extend_from_slice(y);
+            let key = aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1, point)
                 .map_err(|_| WebauthnError::invalid(field, "ES256 key is not a point on P-256"))?;
             Ok(Parsed::Key(PublicKey::Es256(key)))
         }
@@ -138,18 +140,29 @@ pub fn parse_key(field: &'static str, value: &Value) -> Result<Parsed, WebauthnE
         (3, RS256) => {
             let n = bytes(field, map_get(map, -1), "n (-1)")?;
             let e = bytes(field, map_get(map, -2), "e (-2)")?;
-            let n = rsa::BigUint::from_bytes_be(n);
-            let bits = n.bits();
+            let (n, e) = (minimal(n), minimal(e));
+            let bits = if n.is_empty() { 0 } else { 8 * n.len() - n[0].leading_zeros() as usize };
             if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
                 return Err(WebauthnError::invalid(
                     field,
                     format!("RSA modulus of {bits} bits (accepted: {RSA_MIN_BITS} to {RSA_MAX_BITS})"),
                 ));
             }
-            if e.len() > 8 {
-                return Err(WebauthnError::invalid(field, "RSA exponent too long"));
+            if n[n.len() - 1] & 1 == 0 {
+                return Err(WebauthnError::invalid(field, "RSA modulus is even"));
             }
-            let key = rsa::RsaPublicKey::new_with_max_size(n, rsa::BigUint::from_bytes_be(e), RSA_MAX_BITS)
+            let exponent = (e.len() <= 8).then(|| e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)));
+            match exponent {
+                Some(x) if (3..=RSA_MAX_EXPONENT).contains(&x) && x & 1 == 1 => {}
+                _ => {
+                    return Err(WebauthnError::invalid(
+                        field,
+                        "RSA public exponent must be odd and between 3 and 2^33-1 (authenticators use 65537)",
+                    ))
+                }
+            }
+            let key = aws_lc_rs::signature::RsaPublicKeyComponents { n, e }
+                .to_parsed_public_key(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256)
                 .map_err(|err| WebauthnError::invalid(field, format!("RSA key: {err}")))?;
             Ok(Parsed::Key(PublicKey::Rs256(key)))
         }

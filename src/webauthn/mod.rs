@@ -18,7 +18,6 @@
 pub mod authdata;
 pub mod ceremony;
 pub mod cose;
-pub mod p256_vartime;
 
 #[cfg(test)]
 mod tests;

@@ -490,3 +490,61 @@ fn non_canonical_ed25519_is_refused() {
     forged.extend([0u8; 32]);
     assert!(!weak.verify(&msg, &forged), "small-order key and R");
 }
+
+/// RSA keys at the edges of what the signature library verifies: a COSE modulus with a
+/// leading zero byte is the same key (stripped, then verified); exponents the library cannot
+/// take (above 2^33-1, even, below 3) and an even modulus are refused at registration with a
+/// message saying why, not at the first assertion.
+#[test]
+fn rsa_keys_at_the_library_limits() {
+    use ciborium::value::Value;
+    let v = vector("packed.RS256");
+    let stored = register(v).expect("registers");
+    let cbor = super::b64url_decode("k", &stored.public_key, 1 << 16).unwrap();
+    let (value, _) = cose::read_cbor("k", &cbor).unwrap();
+    let Value::Map(map) = value else { panic!("map") };
+    let with = |label: i64, bytes: Vec<u8>| {
+        Value::Map(
+            map.iter()
+                .map(|(k, val)| {
+                    if matches!(k, Value::Integer(i) if i128::from(*i) == i128::from(label)) {
+                        (k.clone(), Value::Bytes(bytes.clone()))
+                    } else {
+                        (k.clone(), val.clone())
+                    }
+                })
+                .collect(),
+        )
+    };
+    let n = match cose::map_get(&map, -1) {
+        Some(Value::Bytes(b)) => b.clone(),
+        _ => panic!("n"),
+    };
+    let msg = signed_message(v);
+    let sig = hex(v.signature);
+    let mut padded = vec![0u8];
+    padded.extend(&n);
+    match cose::parse_key("k", &with(-1, padded)).expect("a leading zero byte parses") {
+        cose::Parsed::Key(k) => assert!(k.verify(&msg, &sig), "the same key verifies the vector"),
+        cose::Parsed::Unsupported(a) => panic!("{a}"),
+    }
+    let refused = |label: i64, bytes: Vec<u8>| match cose::parse_key("k", &with(label, bytes)) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("accepted"),
+    };
+    let big = (1u64 << 33) + 1;
+    assert!(refused(-2, big.to_be_bytes().to_vec()).contains("between 3 and 2^33-1"));
+    assert!(refused(-2, vec![0x01, 0x00, 0x00]).contains("must be odd"));
+    assert!(refused(-2, vec![1]).contains("between 3 and 2^33-1"));
+    assert!(refused(-2, vec![1; 9]).contains("between 3 and 2^33-1"));
+    let mut even = n.clone();
+    *even.last_mut().unwrap() &= 0xfe;
+    assert!(refused(-1, even).contains("modulus is even"));
+    let short = refused(-1, n[..200].to_vec());
+    assert!(short.contains("bits (accepted: 2048 to 8192)"), "{short}");
+    // The largest exponent it takes is taken (the signature then does not verify: another key).
+    match cose::parse_key("k", &with(-2, ((1u64 << 33) - 1).to_be_bytes().to_vec())).expect("2^33-1 parses") {
+        cose::Parsed::Key(k) => assert!(!k.verify(&msg, &sig)),
+        cose::Parsed::Unsupported(a) => panic!("{a}"),
+    }
+}
