@@ -219,6 +219,9 @@ def test_the_mfa_if_enrolled_policy_keeps_a_parallel_plan(plain_role, database):
             assert all(s.get("Parallel Aware") for s in scans), scans
             assert len(init) == 1 and init[0]["Actual Loops"] == 1, init
             assert a.execute(query).fetchone() == expected and expected[0] > 0
+            text = a.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {query}").fetchall()
+            print("\n  the mfa_if_enrolled policy over 1 M rows, as a role without a factor:\n"
+                  + "\n".join("    " + r[0] for r in text))
             # A verified factor in session a: a sees the rows, b (no MFA) sees none, both parallel.
             _, secret, _, _ = a.execute("SELECT * FROM auth.enroll_my_totp()").fetchone()
             assert a.execute("SELECT auth.mfa_verify(%s)", (oathtool(secret),)).fetchone()[0]
