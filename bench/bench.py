@@ -50,6 +50,8 @@ def setup():
         c.execute(f"CREATE DATABASE {DB}")
     with connect() as c:
         c.execute("CREATE EXTENSION mfa_auth")
+        # bench/run preloads pg_stat_statements (track = all, track_planning): plan_reuse() reads it.
+        c.execute("CREATE EXTENSION pg_stat_statements")
         c.execute(open(os.path.join(HERE, "plpgsql_totp.sql")).read())
         version = c.execute("SHOW server_version").fetchone()[0]
     return version
@@ -437,6 +439,86 @@ def rls():
     out()
 
 
+# --- plan reuse -----------------------------------------------------------------------------------
+def plan_reuse():
+    """How often each statement mfa_auth runs inside its functions is planned, per call
+    (pg_stat_statements, toplevel = false, tracked only in this section's own connection): 300
+    TOTP successes and failures and 300 WebAuthn successes and failures, each call committed.
+    A plan cached for the backend and reused is planned a few times (Postgres tries 5 custom
+    plans before it settles on the generic one); a statement that Postgres re-plans at every
+    call shows about one plan per call. Fails on none seen."""
+    import json
+    import uuid
+    n = 300
+    out(f"## 7b. Plan reuse: mfa_auth's own statements, planned vs run ({n} TOTP and {n} WebAuthn successes and failures)")
+    with connect() as c:
+        c.execute("DROP TABLE IF EXISTS pr_totp, pr_wa")
+        c.execute("""CREATE TABLE pr_totp AS SELECT g AS n, gen_random_uuid() AS f, auth.generate_secret() AS s
+                       FROM generate_series(1, %s) g""", (n,))
+        c.execute("""INSERT INTO auth.mfa_factors (id, user_id, factor_type, secret, status)
+                     SELECT f, gen_random_uuid(), 'totp', s, 'verified' FROM pr_totp""")
+        c.execute("SELECT auth.rotate_secrets()")
+        # WebAuthn: registered factors, each with two open challenges: one answered right, one
+        # with a signature of another message.
+        c.execute(f"ALTER DATABASE {DB} SET mfa_auth.webauthn_rp_id = 'example.org'")
+        c.execute(f"ALTER DATABASE {DB} SET mfa_auth.webauthn_origins = 'https://example.org'")
+    with connect() as c:
+        rows = []
+        for i in range(n):
+            auth = SoftAuthenticator("example.org", "https://example.org")
+            factor = c.execute("SELECT auth.enroll_webauthn(%s)", (str(uuid.uuid4()),)).fetchone()[0]
+            cid, opts = c.execute("SELECT challenge_id, webauthn FROM auth.create_challenge(%s, '10.0.0.1')", (factor,)).fetchone()
+            assert c.execute("SELECT auth.verify_webauthn(%s, %s::jsonb)",
+                             (cid, json.dumps(auth.register(opts["credential_options"]["publicKey"]["challenge"])))).fetchone()[0]
+            good, opts = c.execute("SELECT challenge_id, webauthn FROM auth.create_challenge(%s, '10.0.0.1')", (factor,)).fetchone()
+            ok = auth.assert_(opts["credential_options"]["publicKey"]["challenge"])
+            bad_cid, opts = c.execute("SELECT challenge_id, webauthn FROM auth.create_challenge(%s, '10.0.0.1')", (factor,)).fetchone()
+            bad = auth.assert_(opts["credential_options"]["publicKey"]["challenge"])
+            bad["response"]["signature"] = ok["response"]["signature"]
+            rows.append((i, good, json.dumps(ok), bad_cid, json.dumps(bad)))
+        with c.cursor() as cur:
+            c.execute("CREATE TABLE pr_wa (n int, good uuid, ok jsonb, bad uuid, wrong jsonb)")
+            cur.executemany("INSERT INTO pr_wa VALUES (%s, %s, %s::jsonb, %s, %s::jsonb)", rows)
+        c.execute("SELECT pg_stat_statements_reset()")
+        c.execute("SET pg_stat_statements.track = 'all'")
+        c.execute("SET pg_stat_statements.track_planning = on")
+        c.execute("""CREATE OR REPLACE PROCEDURE pr_calls(INOUT ok int DEFAULT 0) LANGUAGE plpgsql AS $$
+            DECLARE r record; cid uuid; BEGIN
+            FOR r IN SELECT * FROM pr_totp ORDER BY n LOOP
+              SELECT challenge_id INTO cid FROM auth.create_challenge(r.f, '10.0.0.1');
+              ok := ok + auth.verify_challenge(cid, auth.totp_generate(r.s), '10.0.0.1', gen_random_uuid())::int;
+              COMMIT;
+              SELECT challenge_id INTO cid FROM auth.create_challenge(r.f, '10.0.0.1');
+              -- a code of another step: wrong (its step is outside the window)
+              ok := ok + (NOT auth.verify_challenge(cid, auth.totp_generate(r.s, now() - interval '1 hour'), '10.0.0.1'))::int;
+              COMMIT;
+            END LOOP;
+            FOR r IN SELECT * FROM pr_wa ORDER BY n LOOP
+              ok := ok + auth.verify_webauthn(r.good, r.ok, '10.0.0.1', gen_random_uuid())::int;
+              COMMIT;
+              ok := ok + (NOT auth.verify_webauthn(r.bad, r.wrong, '10.0.0.1'))::int;
+              COMMIT;
+            END LOOP; END $$""")
+        ok = c.execute("CALL pr_calls()").fetchone()[0]
+        if ok != 4 * n:
+            raise SystemExit(f"plan reuse workload: {ok} of {4 * n} calls gave the expected answer")
+        c.execute("SET pg_stat_statements.track = 'none'")
+        rows = c.execute("""SELECT calls, plans, regexp_replace(left(query, 100), '\\s+', ' ', 'g')
+                              FROM pg_stat_statements
+                             WHERE NOT toplevel AND calls >= %s AND query ~ 'auth\\.mfa_'
+                               AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                             ORDER BY calls DESC""", (n // 2,)).fetchall()
+    worst = 0.0
+    out(f"{'calls':>7} {'plans':>6} {'plans/call':>10}  statement")
+    for calls, plans, query in rows:
+        worst = max(worst, plans / calls)
+        out(f"{calls:>7} {plans:>6} {plans / calls:>10.4f}  {query}")
+    if not rows:
+        raise SystemExit("pg_stat_statements saw none of mfa_auth's statements")
+    ratio("hot_path_plans_per_call", worst, "<=", 0.05)
+    out()
+
+
 # --- 5. memory ------------------------------------------------------------------------------------
 def rss_anon_kb(pid):
     for line in open(f"/proc/{pid}/status"):
@@ -791,6 +873,7 @@ def main():
     if "--only-flow" not in sys.argv: memory()
     if "--only-flow" not in sys.argv or "--webauthn" in sys.argv: webauthn()
     if "--only-flow" not in sys.argv or "--recovery" in sys.argv: recovery()
+    plan_reuse()
     if "--only-flow" not in sys.argv or "--profile" in sys.argv: profile()
     out(f"total bench time: {time.perf_counter() - t0:.0f} s")
     for name, why in MISSED.items():

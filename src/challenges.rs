@@ -252,18 +252,11 @@ const LOOKUP_FACTOR_0_1: Stmt = Stmt {
 /// The factor-claim link is inserted only when missing, without ON CONFLICT: its key holds
 /// the factor, whose row this transaction has locked, so no other verification can be
 /// adding the same link meanwhile (and a speculative insertion costs a WAL record more).
-/// TOTP has its own statement, without the phone and WebAuthn parts (each part is executor
-/// state to build on every call).
+/// One statement per factor type, each with only its own parts: a part that ran only for
+/// some calls (`… AND $5 = 'mfa/phone'`) made custom plans cheaper than the generic one, so
+/// Postgres re-planned the statement at every call (about 0.2 ms per WebAuthn or phone
+/// success); with none, the plan cached for the backend is reused (bench/run checks it).
 macro_rules! succeed {
-    ($webauthn_columns:literal) => {
-        succeed!(
-            ", closed AS (
-              DELETE FROM auth.mfa_challenges
-               WHERE factor_id = $2 AND id <> $1 AND verified_at IS NULL AND $5 = 'mfa/phone'
-          )",
-            $webauthn_columns
-        )
-    };
     ($closed:literal, $webauthn_columns:literal) => {
         Stmt {
             sql: concat!(
@@ -305,39 +298,53 @@ macro_rules! succeed {
         }
     };
 }
-const SUCCEED: Stmt = succeed!(
+/// WebAuthn: the credential with its new sign count (`$8`). Only on the current tables (0.1.0
+/// has no WebAuthn factors).
+const SUCCEED_WEBAUTHN: Stmt = succeed!(
+    "",
     ", web_authn_credential = COALESCE($8::jsonb, web_authn_credential),
        web_authn_aaguid = COALESCE(($8::jsonb ->> 'aaguid')::uuid, web_authn_aaguid)"
 );
-/// 0.1.0's tables: no WebAuthn columns (nor factors), `$8` unused.
-const SUCCEED_0_1: Stmt = succeed!("");
+/// Phone, on either schema: the factor's other open challenges are closed; `$8` unused.
+const SUCCEED_PHONE: Stmt = succeed!(
+    ", closed AS (
+              DELETE FROM auth.mfa_challenges
+               WHERE factor_id = $2 AND id <> $1 AND verified_at IS NULL
+          )",
+    ""
+);
 /// TOTP, on either schema: `$8` unused.
 const SUCCEED_TOTP: Stmt = succeed!("", "");
 
 /// Failure: the count decided by attempt_limits (`$2`), the lock when it reached the
 /// limit (`$3`, for `$4` seconds), and the secret re-sealed with the current key (`$5`).
-/// With `$7` (a WebAuthn challenge, `$6`) the challenge is used up: its session data goes,
-/// so it cannot be answered again (a new one must be created).
-const FAIL: Stmt = Stmt {
-    sql: "WITH used_up AS (
-              UPDATE auth.mfa_challenges SET web_authn_session_data = NULL WHERE id = $6 AND $7
-          )
-          UPDATE auth.mfa_factors
+macro_rules! fail {
+    ($used_up:literal) => {
+        Stmt {
+            sql: concat!(
+                $used_up,
+                "UPDATE auth.mfa_factors
              SET failed_attempts = $2,
                  locked_until = CASE WHEN $3 THEN pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4) END,
                  secret = COALESCE($5, secret),
                  updated_at = pg_catalog.clock_timestamp()
-           WHERE id = $1",
-    args: &[
-        pg_sys::UUIDOID,
-        pg_sys::INT4OID,
-        pg_sys::BOOLOID,
-        pg_sys::INT4OID,
-        pg_sys::TEXTOID,
-        pg_sys::UUIDOID,
-        pg_sys::BOOLOID,
-    ],
-};
+           WHERE id = $1"
+            ),
+            args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::BOOLOID, pg_sys::INT4OID, pg_sys::TEXTOID, pg_sys::UUIDOID],
+        }
+    };
+}
+/// TOTP and phone (`$6` unused).
+const FAIL: Stmt = fail!("");
+/// WebAuthn: the challenge (`$6`) is used up as well: its session data goes, so it cannot be
+/// answered again (a new one must be created). A statement of its own, as for success: a
+/// part switched off by a parameter (`WHERE id = $6 AND $7`) re-planned every failure.
+const FAIL_WEBAUTHN: Stmt = fail!(
+    "WITH used_up AS (
+              UPDATE auth.mfa_challenges SET web_authn_session_data = NULL WHERE id = $6
+          )
+          "
+);
 
 /// One batch of challenges created before the cutoff `$1`, oldest first on
 /// mfa_challenge_created_at_idx, skipping rows a verification holds. The cutoff is a
@@ -618,23 +625,27 @@ fn record_success(client: &mut SpiClient<'_>, row: &Locked, checked: &Checked, s
         checked.resealed.clone().into(),
         checked.credential.clone().into(),
     ];
-    let stmt = if row.factor_type == FactorType::Totp { &SUCCEED_TOTP } else { for_schema(&SUCCEED, &SUCCEED_0_1) };
+    let stmt = match row.factor_type {
+        FactorType::Totp => &SUCCEED_TOTP,
+        FactorType::Phone => &SUCCEED_PHONE,
+        // (recovery codes have no challenges: create_challenge refuses them)
+        FactorType::Webauthn | FactorType::RecoveryCode => &SUCCEED_WEBAUTHN,
+    };
     run(client, stmt, &args);
     attempt_limits::clear(row.factor_id.as_bytes());
     crate::session::claims_changed();
 }
 
 fn record_failure(client: &mut SpiClient<'_>, row: &Locked, counted: Counted, resealed: Option<String>) {
-    let args: [DatumWithOid; 7] = [
+    let args: [DatumWithOid; 6] = [
         row.factor_id.into(),
         i32::try_from(counted.failures).unwrap_or(i32::MAX).into(),
         counted.locked_until.is_some().into(),
         guc::LOCKOUT_DURATION.get().into(),
         resealed.into(),
         row.challenge_id.into(),
-        (row.factor_type == FactorType::Webauthn).into(),
     ];
-    run(client, &FAIL, &args);
+    run(client, if row.factor_type == FactorType::Webauthn { &FAIL_WEBAUTHN } else { &FAIL }, &args);
 }
 
 /// Verifies `code` against a challenge. True: verified (and the session's AMR claim
