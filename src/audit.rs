@@ -177,13 +177,13 @@ fn flush_pending() {
 /// Queues events of this database and makes sure a writer runs for it. Cannot raise.
 fn push(events: &[Entry]) {
     let db = events[0].database;
-    let (start, wake) = {
+    let (start, wake, orphans) = {
         let mut q = QUEUE.exclusive();
         for e in events {
             q.0.push(e);
         }
         let wake = if q.0.usage().0 >= CAPACITY / 4 { q.0.worker_pid(db) } else { None };
-        (q.0.start_worker(db, crate::clock::now_us()), wake)
+        (q.0.start_worker(db, crate::clock::now_us()), wake, q.0.may_have_orphans())
     };
     if let Some(pid) = wake {
         // SAFETY: BackendPidGetProc takes ProcArrayLock and returns NULL for a pid that is gone;
@@ -196,20 +196,44 @@ fn push(events: &[Entry]) {
         }
     }
     if start == Start::StartOne {
-        let started = BackgroundWorkerBuilder::new("mfa_auth audit writer")
-            .set_type("mfa_auth audit writer")
-            .set_library("mfa_auth")
-            .set_function("mfa_auth_audit_worker")
-            .set_argument(Some(pg_sys::Datum::from(db)))
-            .enable_spi_access()
-            .set_start_time(BgWorkerStartTime::RecoveryFinished)
-            .set_restart_time(None)
-            .load_dynamic();
-        if started.is_err() {
-            // No free worker slot now (max_worker_processes): the events wait; the next
-            // event tries again.
-            QUEUE.exclusive().0.start_failed(db);
+        register_writer(db);
+    }
+    if orphans {
+        adopt_orphans();
+    }
+}
+
+/// Asks the postmaster for a writer of database `db` (its slot in the queue is reserved).
+fn register_writer(db: u32) {
+    let started = BackgroundWorkerBuilder::new("mfa_auth audit writer")
+        .set_type("mfa_auth audit writer")
+        .set_library("mfa_auth")
+        .set_function("mfa_auth_audit_worker")
+        .set_argument(Some(pg_sys::Datum::from(db)))
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(None)
+        .load_dynamic();
+    if started.is_err() {
+        // No free worker slot now (max_worker_processes): the events wait; the database's
+        // next event, or the next round of any running writer, tries again.
+        QUEUE.exclusive().0.start_failed(db);
+    }
+}
+
+/// Events of a database whose writer could not be started when they were queued (no free
+/// worker slot) get one now: tried by every push while such events may exist, and by every
+/// idle round of a running writer.
+fn adopt_orphans() {
+    let orphan = {
+        let mut q = QUEUE.exclusive();
+        match q.0.orphaned() {
+            Some(db) if q.0.start_worker(db, crate::clock::now_us()) == Start::StartOne => Some(db),
+            _ => None,
         }
+    };
+    if let Some(db) = orphan {
+        register_writer(db);
     }
 }
 
@@ -393,6 +417,9 @@ pub extern "C-unwind" fn mfa_auth_audit_worker(arg: pg_sys::Datum) {
             if batch.len() == BATCH && !shutdown {
                 continue; // more may be waiting
             }
+        }
+        if batch.is_empty() {
+            adopt_orphans();
         }
         if since_retention >= RETENTION_EVERY {
             since_retention = Duration::ZERO;

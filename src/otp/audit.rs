@@ -358,6 +358,9 @@ pub struct Queue<const N: usize> {
     seq: u64,
     lost: u64,
     pushed: u64,
+    /// Set when a database's writer could not be started (so its events may wait without
+    /// one); cleared by [`Queue::orphaned`] when it finds none.
+    orphans: bool,
 }
 
 impl<const N: usize> Default for Queue<N> {
@@ -376,6 +379,7 @@ impl<const N: usize> Queue<N> {
             seq: 0,
             lost: 0,
             pushed: 0,
+            orphans: false,
         }
     }
 
@@ -422,6 +426,26 @@ impl<const N: usize> Queue<N> {
         self.entries.iter().any(|e| e.state == FILLED && e.database == database)
     }
 
+    /// A database whose events wait in the queue with no worker to write them (none could be
+    /// started when they were queued: no free worker slot here, or none in the postmaster).
+    /// The oldest such event's database.
+    pub fn orphaned(&mut self) -> Option<u32> {
+        let found = self
+            .entries
+            .iter()
+            .filter(|e| e.state == FILLED)
+            .filter(|e| !self.workers.iter().any(|w| w.state != NONE && w.database == e.database))
+            .min_by_key(|e| e.seq)
+            .map(|e| e.database);
+        self.orphans = found.is_some();
+        found
+    }
+
+    /// Whether [`Queue::orphaned`] may find something (a cheap test for every push).
+    pub fn may_have_orphans(&self) -> bool {
+        self.orphans
+    }
+
     /// Events that found no room since the last call.
     pub fn take_lost(&mut self) -> u64 {
         std::mem::take(&mut self.lost)
@@ -457,12 +481,16 @@ impl<const N: usize> Queue<N> {
                 *w = WorkerSlot { database, state: STARTING, since_us: now_us, pid: 0, _pad: 0 };
                 Start::StartOne
             }
-            None => Start::NoSlot,
+            None => {
+                self.orphans = true;
+                Start::NoSlot
+            }
         }
     }
 
     /// The worker could not be registered: another push may try again.
     pub fn start_failed(&mut self, database: u32) {
+        self.orphans = true;
         for w in self.workers.iter_mut().filter(|w| w.database == database && w.state == STARTING) {
             *w = WorkerSlot::EMPTY;
         }
@@ -601,6 +629,31 @@ mod tests {
             assert_eq!(q.start_worker(100 + db, 0), Start::StartOne);
         }
         assert_eq!(q.start_worker(999, 0), Start::NoSlot);
+    }
+
+    #[test]
+    fn events_without_a_worker_are_found() {
+        let mut q: Box<Queue<8>> = Box::default();
+        assert_eq!(q.orphaned(), None);
+        // Database 7's writer could not be started (no slot in the postmaster).
+        q.push(&ev(7, 1));
+        assert_eq!(q.start_worker(7, 0), Start::StartOne);
+        assert_eq!(q.orphaned(), None, "a start is under way");
+        assert!(!q.may_have_orphans());
+        q.start_failed(7);
+        assert!(q.may_have_orphans());
+        assert_eq!(q.orphaned(), Some(7));
+        // Database 8 has a writer, 9 none: 7's event is still the oldest without one.
+        q.push(&ev(9, 2));
+        assert_eq!(q.start_worker(8, 0), Start::StartOne);
+        q.push(&ev(8, 3));
+        assert_eq!(q.orphaned(), Some(7));
+        let mut out = Vec::new();
+        q.take(7, 10, &mut out);
+        assert_eq!(q.orphaned(), Some(9));
+        assert_eq!(q.start_worker(9, 0), Start::StartOne);
+        assert_eq!(q.orphaned(), None);
+        assert!(!q.may_have_orphans());
     }
 
     #[test]

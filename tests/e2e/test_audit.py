@@ -340,3 +340,74 @@ def test_a_crash_loses_only_what_was_queued(cluster):
     unexpected = [l for l in log.splitlines() if crash.search(l) and not on_purpose(l, pid)]
     assert not unexpected, unexpected
     cluster.crashed_on_purpose = pid
+
+
+def test_events_whose_writer_could_not_start_are_written_later():
+    """A database's writer cannot be started while every worker slot is taken (here: 2 slots,
+    one held by another database's writer, one by a parallel worker). Its events wait in the
+    queue, and are written once a slot is free: a running writer, or the next event of any
+    database, starts the missing writer, instead of leaving them until that database's next
+    event."""
+    import threading
+    c = ThrowawayCluster("mfa_auth-audit-slots-", "shared_preload_libraries=mfa_auth", "max_worker_processes=2",
+                         "max_logical_replication_workers=0", "max_parallel_workers=2")
+    try:
+        with c.connect() as admin:
+            for name in ("slots_a", "slots_b"):
+                admin.execute(f"CREATE DATABASE {name}")
+                with c.connect(dbname=name) as d:
+                    d.execute("CREATE EXTENSION mfa_auth")
+        with c.connect(dbname="slots_a") as a, c.connect(dbname="slots_b") as b, c.connect() as p:
+            fa = a.execute("SELECT factor_id FROM auth.enroll_totp(gen_random_uuid())").fetchone()[0]
+            fb, sb = b.execute("SELECT factor_id, secret FROM auth.enroll_totp(gen_random_uuid())").fetchone()
+            safe = p.execute("SELECT proparallel FROM pg_proc WHERE proname = 'pg_sleep'").fetchone()[0]
+            assert safe == "s", "pg_sleep must be parallel safe for this test's parallel worker"
+            name = "debug_parallel_query" if p.execute(
+                "SELECT count(*) FROM pg_settings WHERE name = 'debug_parallel_query'").fetchone()[0] else "force_parallel_mode"
+            stop = threading.Event()
+
+            def keep_a_busy():
+                # Database A's writer stays up: an event every 0.3 s.
+                with c.connect(dbname="slots_a") as a2:
+                    while not stop.is_set():
+                        a2.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (fa,))
+                        time.sleep(0.3)
+
+            def hold_a_slot():
+                with c.connect() as p2:
+                    p2.execute(f"SET {name} = on")
+                    p2.execute("SELECT pg_sleep(3)")
+
+            busy = threading.Thread(target=keep_a_busy)
+            busy.start()
+            try:
+                # B's writer (started by its enrollment) stops after 2 s without work; A's stays.
+                time.sleep(0.5)
+                deadline = time.time() + 10
+                while a.execute("SELECT writers FROM auth.audit_status()").fetchone()[0] != 1:
+                    assert time.time() < deadline, "expected A's writer alone"
+                    time.sleep(0.1)
+                holder = threading.Thread(target=hold_a_slot)
+                holder.start()
+                deadline = time.time() + 10
+                while not p.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'parallel worker'").fetchone()[0]:
+                    assert time.time() < deadline, "no parallel worker started"
+                    time.sleep(0.05)
+                # Both slots are taken: B's failure finds no writer.
+                cid = b.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (fb,)).fetchone()[0]
+                assert b.execute("SELECT auth.verify_challenge(%s, %s, '10.0.0.1')", (cid, wrong_codes(sb, 1)[0])).fetchone()[0] is False
+                time.sleep(0.5)
+                waiting = b.execute("SELECT count(*) FROM auth.mfa_audit_log WHERE factor_id = %s AND event = 'verification'",
+                                    (fb,)).fetchone()[0]
+                holder.join()
+                t0 = time.time()
+                found = rows(b, "factor_id = %s AND event = 'verification'", fb, timeout=10)
+                print(f"\n  database B's failure while both worker slots were taken: {waiting} rows at first; "
+                      f"written {time.time() - t0:.1f} s after the slot was freed: {[(r[0], r[1]) for r in found]}")
+                assert waiting == 0, "the test did not take both slots"
+                assert [(r[0], r[1]) for r in found] == [("verification", "failure")]
+            finally:
+                stop.set()
+                busy.join()
+    finally:
+        c.stop()
