@@ -47,6 +47,14 @@ def cluster():
     c.stop(keep_files=keep)
 
 
+READY = "database system is ready to accept connections"
+
+
+def server_log(cluster):
+    """The cluster's plain-text server log (the jsonlog copy is left out)."""
+    return "\n".join(open(f, errors="replace").read() for f in sorted(glob.glob(os.path.join(cluster.root, "data", "log", "*.log"))))
+
+
 def on_purpose(line, pid):
     return f"PID {pid}" in line or "all server processes terminated; reinitializing" in line
 
@@ -316,8 +324,15 @@ def test_a_crash_loses_only_what_was_queued(cluster):
         for guess in wrong_codes(secret, 2):
             ch = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '::1')", (fid,)).fetchone()[0]
             c.execute("SELECT auth.verify_challenge(%s, %s)", (ch, guess))
+        ready_before = server_log(cluster).count(READY)
         os.kill(pid, signal.SIGKILL)
+        cluster.crashed_on_purpose = pid   # the log lines of this crash are expected
+    # Wait for the restart to finish: a connection can succeed in the moment before the
+    # postmaster has noticed the kill, and the next one then meets recovery mode.
     deadline = time.time() + 30
+    while server_log(cluster).count(READY) <= ready_before:
+        assert time.time() < deadline, "the server did not restart after the kill"
+        time.sleep(0.1)
     while True:
         try:
             with db(cluster) as c:
@@ -335,11 +350,10 @@ def test_a_crash_loses_only_what_was_queued(cluster):
         c.execute("SELECT auth.unlock_factor(%s)", (fid,))
         assert rows(c, "factor_id = %s AND event = 'factor_unlocked'", fid, wait_for=2)[-1][0] == "factor_unlocked"
     # This crash was made on purpose: only its own lines may say so.
-    log = "\n".join(open(f, errors="replace").read() for f in glob.glob(os.path.join(cluster.root, "data", "log", "*.log")))
+    log = server_log(cluster)
     crash = re.compile(r"terminated by signal|terminated by exception|exited with exit code ([2-9]|[1-9][0-9])|PANIC:|TRAP: |failed Assert|all server processes terminated")
     unexpected = [l for l in log.splitlines() if crash.search(l) and not on_purpose(l, pid)]
     assert not unexpected, unexpected
-    cluster.crashed_on_purpose = pid
 
 
 def test_events_whose_writer_could_not_start_are_written_later():
