@@ -256,7 +256,7 @@ fn uuid(b: Option<[u8; 16]>) -> Option<pgrx::Uuid> {
 /// Inserts `events` (in the current transaction) and, with mfa_auth.audit_log_server, writes
 /// each to the server log.
 fn write(client: &mut pgrx::spi::SpiClient<'_>, events: &[Entry]) {
-    let payloads: Vec<String> = events.iter().map(Entry::payload).collect();
+    let payloads: Vec<serde_json::Value> = events.iter().map(Entry::payload_value).collect();
     let ids: Vec<pgrx::Uuid> = events.iter().map(|e| pgrx::Uuid::from_bytes(e.id)).collect();
     let us: Vec<i64> = events.iter().map(|e| e.at_us).collect();
     let ev: Vec<String> = events.iter().map(|e| e.event().map(Event::name).unwrap_or("unknown").to_string()).collect();
@@ -265,8 +265,9 @@ fn write(client: &mut pgrx::spi::SpiClient<'_>, events: &[Entry]) {
     let factors: Vec<Option<pgrx::Uuid>> = events.iter().map(|e| uuid(e.factor_of())).collect();
     let sessions: Vec<Option<pgrx::Uuid>> = events.iter().map(|e| uuid(e.session_of())).collect();
     let ips: Vec<Option<pgrx::Inet>> = events.iter().map(|e| e.ip_of().map(|s| pgrx::Inet(s.to_string()))).collect();
-    let json: Vec<pgrx::JsonB> =
-        payloads.iter().map(|p| pgrx::JsonB(serde_json::from_str(p).unwrap_or(serde_json::Value::Null))).collect();
+    let log_lines: Vec<String> =
+        if guc::AUDIT_LOG_SERVER.get() { payloads.iter().map(|p| p.to_string()).collect() } else { Vec::new() };
+    let json: Vec<pgrx::JsonB> = payloads.into_iter().map(pgrx::JsonB).collect();
     let args: [DatumWithOid; 9] = [
         ids.into(),
         us.into(),
@@ -279,28 +280,40 @@ fn write(client: &mut pgrx::spi::SpiClient<'_>, events: &[Entry]) {
         json.into(),
     ];
     client.update(INSERT_SQL, None, &args).or_raise();
-    if guc::AUDIT_LOG_SERVER.get() {
-        for p in &payloads {
-            log!("mfa_auth audit: {p}");
-        }
+    for p in &log_lines {
+        log!("mfa_auth audit: {p}");
     }
 }
 
 /// Without the library preloaded: the event is inserted in the caller's transaction.
 fn insert_here(e: &Entry) {
     Spi::connect_mut(|client| {
-        let present = client
-            .select("SELECT pg_catalog.to_regclass('auth.mfa_audit_log') IS NOT NULL", None, &[])
-            .or_raise()
-            .first()
-            .get::<bool>(1)
-            .or_raise()
-            .unwrap_or(false);
         // A database still on 0.2.0's SQL (before ALTER EXTENSION mfa_auth UPDATE) has no trail.
-        if present {
+        // The table's OID is kept for the backend and checked in the relation cache (no
+        // statement per event); a dropped and re-created extension is looked up again.
+        let cached = TABLE.get().filter(|oid| {
+            // SAFETY: a syscache look-up by OID; NULL when no such relation exists.
+            let name = unsafe { pg_sys::get_rel_name(*oid) };
+            !name.is_null() && unsafe { core::ffi::CStr::from_ptr(name) }.to_bytes() == b"mfa_audit_log"
+        });
+        let table = cached.or_else(|| {
+            client
+                .select("SELECT pg_catalog.to_regclass('auth.mfa_audit_log')::pg_catalog.oid", None, &[])
+                .or_raise()
+                .first()
+                .get::<pg_sys::Oid>(1)
+                .or_raise()
+        });
+        TABLE.set(table);
+        if table.is_some() {
             write(client, std::slice::from_ref(e));
         }
     });
+}
+
+thread_local! {
+    /// auth.mfa_audit_log's OID, once seen by this backend (without preloading).
+    static TABLE: std::cell::Cell<Option<pg_sys::Oid>> = const { std::cell::Cell::new(None) };
 }
 
 /// Runs `f` in a transaction of its own; an error in it is logged as a WARNING and rolls the

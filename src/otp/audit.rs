@@ -253,6 +253,11 @@ impl Entry {
     /// The row's `payload`, in the shape of Supabase Auth's audit_log_entries.payload
     /// (action, actor_id, actor_username, log_type, traits) plus the typed columns' values.
     pub fn payload(&self) -> String {
+        self.payload_value().to_string()
+    }
+
+    /// [`Entry::payload`] as a JSON value (what the table stores, without a text round trip).
+    pub fn payload_value(&self) -> serde_json::Value {
         let mut p = serde_json::Map::new();
         let event = self.event().map(Event::name).unwrap_or("unknown");
         p.insert("action".into(), event.into());
@@ -276,7 +281,7 @@ impl Entry {
         let traits: serde_json::Value = serde_json::from_str(&format!("{{{}}}", self.traits_of()))
             .unwrap_or_else(|_| serde_json::Value::Object(serde_json::Map::new()));
         p.insert("traits".into(), traits);
-        serde_json::Value::Object(p).to_string()
+        serde_json::Value::Object(p)
     }
 }
 
