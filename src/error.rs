@@ -67,6 +67,9 @@ pub enum MfaError {
     /// 42501: the user already has a verified factor, and the session is not aal2 for them.
     /// The text says what was refused ("verify another factor", ...).
     Aal2Required(&'static str),
+    /// 40001: at REPEATABLE READ or SERIALIZABLE, what the call must change was changed by a
+    /// transaction that committed after this one's snapshot (retry the transaction).
+    SerializationFailure(&'static str),
     /// 55000: a self-service function in database-session mode while
     /// mfa_auth.database_sessions is off.
     DatabaseSessionsOff(&'static str),
@@ -157,6 +160,7 @@ impl MfaError {
                 ERRCODE_CONFIGURATION_LIMIT_EXCEEDED
             }
             MfaError::Aal2Required(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            MfaError::SerializationFailure(_) => ERRCODE_T_R_SERIALIZATION_FAILURE,
             MfaError::DatabaseSessionsOff(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             MfaError::MfaMethodNotRecordable(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             MfaError::Webauthn(_) => ERRCODE_INVALID_PARAMETER_VALUE,
@@ -191,6 +195,9 @@ impl MfaError {
             MfaError::Otp(e) => e.to_string(),
             MfaError::ChallengeNotFound => "MFA challenge not found".into(),
             MfaError::FactorNotFound => "MFA factor not found".into(),
+            MfaError::SerializationFailure(what) => {
+                format!("could not serialize access: {what} changed in a concurrent transaction")
+            }
             MfaError::NoOpenChallenge => "no open MFA challenge for this factor".into(),
             MfaError::ChallengeExpired => "MFA challenge has expired".into(),
             MfaError::ChallengeAlreadyVerified => "MFA challenge was already verified".into(),
@@ -264,6 +271,7 @@ impl MfaError {
 
     fn hint(&self) -> Option<&'static str> {
         match self {
+            MfaError::SerializationFailure(_) => Some("Retry the transaction."),
             MfaError::Otp(OtpError::Base32(_)) => {
                 Some("Secrets are RFC 4648 base32: letters A-Z and digits 2-7; spaces, hyphens and '=' padding are ignored.")
             }

@@ -52,14 +52,27 @@ def wait_blocked(conn):
     raise AssertionError("the competing call never waited on the lock")
 
 
-def race(level, first, second):
+def _waits_on_a_lock(conn):
+    with connect() as admin:
+        return admin.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
+                             (conn.info.backend_pid,)).fetchone()[0]
+
+
+def race(level, first, second, must_wait=True):
     """T1 runs `first` (statement, args) and stays open; T2 runs `second` and waits; T1
-    commits. Returns T1's row and T2's outcome, T2 ended by COMMIT (or ROLLBACK on error)."""
+    commits. Returns T1's row and T2's outcome, T2 ended by COMMIT (or ROLLBACK on error).
+    Without `must_wait`, a T2 that finishes without waiting (the bug a test shows) is let be."""
     t1, t2 = begin(level), begin(level)
     try:
         row1 = t1.execute(*first).fetchone()
         thread, box = run_blocked(t2, *second)
-        wait_blocked(t2)
+        if must_wait:
+            wait_blocked(t2)
+        else:
+            for _ in range(200):
+                if "result" in box or _waits_on_a_lock(t2):
+                    break
+                time.sleep(0.025)
         t1.execute("COMMIT")
         thread.join(10)
         assert not thread.is_alive()
@@ -143,3 +156,65 @@ def test_two_recovery_code_generations_leave_one_set(database, level):
         assert c.execute("SELECT auth.verify_recovery_code(%s, %s, NULL, %s)",
                          (user, winner[0], uuid.uuid4())).fetchone()[0] is True
     print(f"\n  {level}: the second generation {'replaced the set' if kind == 'ok' else 'got ' + value.sqlstate}")
+
+
+def _enrolled_with_codes(user, session):
+    with connect() as c:
+        fid, secret, _, _ = c.execute("SELECT * FROM auth.enroll_totp(%s)", (user,)).fetchone()
+        c.execute("SELECT auth.create_challenge(%s, '10.0.0.1')", (fid,))
+        assert c.execute("SELECT auth.verify_factor(%s, %s, '10.0.0.1', %s)",
+                         (fid, totp_now(secret), session)).fetchone()[0] is True
+    return fid
+
+
+def _trust_state(user):
+    with connect() as c:
+        factors = c.execute("SELECT factor_type::text || '|' || status::text FROM auth.mfa_factors WHERE user_id = %s ORDER BY 1",
+                            (user,)).fetchall()
+        next_level = c.execute("SELECT auth.aal_next(%s)::text", (user,)).fetchone()[0]
+    return [f[0] for f in factors], next_level
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_unenrolling_the_last_factor_while_codes_are_generated_leaves_no_codes(database, level):
+    """0.3.0: unenroll_factor took neither the per-user lock nor a fresh snapshot, so a
+    generation still open when the user's last factor went survived it: the user was left with
+    `recovery_code|verified` alone, aal_next = aal2, and a code of that set still raised a new
+    session to aal2. Now the unenroll waits for the generation and removes its codes (or, at
+    REPEATABLE READ, fails with 40001 and removes nothing)."""
+    user, session = uuid.uuid4(), uuid.uuid4()
+    fid = _enrolled_with_codes(user, session)
+    generate = "SELECT array_agg(c) FROM auth.generate_recovery_codes(%s, %s) c"
+    row1, (kind, value) = race(level, (generate, (user, session)), ("SELECT auth.unenroll_factor(%s)", (fid,)),
+                               must_wait=False)
+    factors, next_level = _trust_state(user)
+    with connect() as c:
+        try:
+            code_works = c.execute("SELECT auth.verify_recovery_code(%s, %s, NULL, %s)",
+                                   (user, row1[0][0], uuid.uuid4())).fetchone()[0]
+        except psycopg.Error as e:
+            code_works = e.sqlstate
+    print(f"\n  {level}: unenroll {'succeeded' if kind == 'ok' else 'got ' + value.sqlstate}; left {factors}, "
+          f"aal_next {next_level}, a code of the generated set: {code_works}")
+    if kind == "ok":
+        assert (factors, next_level) == ([], "aal1")
+        assert code_works is not True
+    else:
+        assert isinstance(value, psycopg.errors.SerializationFailure), value
+        assert factors == ["recovery_code|verified", "totp|verified"]
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_codes_generated_while_the_last_factor_is_unenrolled_are_refused(database, level):
+    """The other order: the unenroll holds the lock; the generation waits, then finds no
+    verified factor (P0001-style refusal), so nothing is left."""
+    user, session = uuid.uuid4(), uuid.uuid4()
+    fid = _enrolled_with_codes(user, session)
+    generate = "SELECT array_agg(c) FROM auth.generate_recovery_codes(%s, %s) c"
+    _, (kind, value) = race(level, ("SELECT auth.unenroll_factor(%s)", (fid,)), (generate, (user, session)),
+                            must_wait=False)
+    factors, next_level = _trust_state(user)
+    print(f"\n  {level}: the generation {'succeeded' if kind == 'ok' else 'got ' + value.sqlstate}; left {factors}, "
+          f"aal_next {next_level}")
+    assert kind == "error", "a generation after the last factor went must be refused"
+    assert (factors, next_level) == ([], "aal1")
