@@ -1,6 +1,9 @@
 -- Maintenance procedures that commit as they go (for large backlogs). A procedure that
 -- COMMITs cannot be SECURITY DEFINER or carry a SET clause, so these run as the caller and
--- call SECURITY DEFINER functions for each batch; every name and operator is qualified.
+-- call SECURITY DEFINER functions for each batch; every name, type and operator is qualified,
+-- the variables' types too: unqualified, they resolve under the caller's search_path, which
+-- the database's owner sets (ALTER DATABASE ... SET search_path) and can point at a domain
+-- of theirs whose CHECK then runs as whoever calls the procedure.
 -- EXECUTE is revoked from PUBLIC (sql/grants.sql): grant the procedure and its step together.
 -- CALL them outside a transaction block (in autocommit), as any procedure that commits.
 
@@ -11,8 +14,8 @@ CREATE PROCEDURE auth.cleanup_challenges_batched(older_than interval DEFAULT '24
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    cutoff timestamptz;
-    deleted bigint;
+    cutoff pg_catalog.timestamptz;
+    deleted pg_catalog.int8;
 BEGIN
     IF older_than IS NULL THEN
         RAISE EXCEPTION 'older_than must not be NULL' USING ERRCODE = '22004';
@@ -35,7 +38,7 @@ CREATE PROCEDURE auth.rotate_secrets_batched(batch_size integer DEFAULT 1000)
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    done bigint;
+    done pg_catalog.int8;
 BEGIN
     LOOP
         done := auth.rotate_secrets(batch_size);

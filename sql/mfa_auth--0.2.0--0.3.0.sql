@@ -237,3 +237,49 @@ AS 'MODULE_PATHNAME', 'cleanup_audit_log_wrapper';
 
 REVOKE EXECUTE ON FUNCTION auth.audit_status(), auth.cleanup_audit_log(interval, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION auth.audit_status() TO mfa_auth_auditor;
+
+-- 5. A database owner is not a superuser (docs/security.md, "Database owners"): the maintenance
+--    procedures' variables get qualified types (sql/maintenance.sql, the same text). Unqualified,
+--    `timestamptz` resolved under the caller's search_path, which the database's owner sets with
+--    ALTER DATABASE ... SET search_path: a domain evil.timestamptz ran its owner's CHECK as
+--    whoever called the procedure (a superuser, in the review). Also done by the library, no SQL
+--    needed: every statement it runs is parsed under search_path = pg_catalog, pg_temp, and the
+--    audit writer runs in an environment of its own, whatever the database's settings say.
+CREATE OR REPLACE PROCEDURE auth.cleanup_challenges_batched(older_than interval DEFAULT '24 hours',
+                                                 batch_size integer DEFAULT 1000)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    cutoff pg_catalog.timestamptz;
+    deleted pg_catalog.int8;
+BEGIN
+    IF older_than IS NULL THEN
+        RAISE EXCEPTION 'older_than must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF older_than OPERATOR(pg_catalog.<) interval '0' THEN
+        RAISE EXCEPTION 'invalid older_than: must not be negative' USING ERRCODE = '22023';
+    END IF;
+    cutoff := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) older_than;
+    LOOP
+        deleted := auth.cleanup_challenges_batch(cutoff, batch_size);
+        COMMIT;
+        EXIT WHEN deleted OPERATOR(pg_catalog.<) batch_size;
+    END LOOP;
+END
+$$;
+
+-- Re-encrypts every TOTP secret not sealed with the current key, `batch_size` per
+-- transaction (auth.rotate_secrets does one batch).
+CREATE OR REPLACE PROCEDURE auth.rotate_secrets_batched(batch_size integer DEFAULT 1000)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    done pg_catalog.int8;
+BEGIN
+    LOOP
+        done := auth.rotate_secrets(batch_size);
+        COMMIT;
+        EXIT WHEN done OPERATOR(pg_catalog.<) batch_size;
+    END LOOP;
+END
+$$;

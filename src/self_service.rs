@@ -64,7 +64,8 @@ fn enroll_my_totp(
     let (user_id, session) = me("auth.enroll_my_totp");
     Spi::connect_mut(|client| require_entitled(client, user_id, session, None, "enroll another factor"));
     let account = if crate::session::in_gateway_mode() { user_id.to_string() } else { caller_role() };
-    let database = Spi::get_one::<String>("SELECT pg_catalog.current_database()::text").or_raise().unwrap_or_default();
+    let database =
+        Spi::get_one::<String>("SELECT pg_catalog.current_database()::pg_catalog.text").or_raise().unwrap_or_default();
     let issuer = issuer.or(Some(database.as_str()));
     TableIterator::once(enroll_totp_for(user_id, friendly_name, issuer, Some(&account), &account))
 }

@@ -264,8 +264,9 @@ pub fn identity() -> Identity {
 }
 
 /// Runs `f` as the owner of auth.mfa_amr_claims (the extension's owner), the way a
-/// SECURITY DEFINER function would, and switches back even if `f` raises.
-fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+/// SECURITY DEFINER function would (search_path pinned too: spi_util::pinned), and switches
+/// back even if `f` raises.
+pub(crate) fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     struct Restore(pg_sys::Oid, i32);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -281,7 +282,7 @@ fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
         pg_sys::SetUserIdAndSecContext(owner, context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
     }
     let _restore = Restore(user, context);
-    f()
+    crate::spi_util::pinned(f)
 }
 
 /// Per-backend: the claims table's owner, the aal_level label OIDs, and the prepared look-ups.
@@ -307,7 +308,8 @@ const ENROLLED_SQL: &str = "SELECT EXISTS (SELECT FROM auth.mfa_factors f
 fn with_statements<R>(f: impl FnOnce(&Statements) -> R) -> R {
     STATEMENTS.with(|s| {
         if s.borrow().is_none() {
-            let st = Spi::connect(|client| {
+            // Parsed and planned under the pinned search_path, as they run (as_owner).
+            let st = crate::spi_util::pinned(|| Spi::connect(|client| {
                 crate::spi_util::check_schema(client);
                 let row = client
                     .select(
@@ -328,7 +330,7 @@ fn with_statements<R>(f: impl FnOnce(&Statements) -> R) -> R {
                 let amr = client.prepare(AMR_SQL, &uuids).or_raise().keep();
                 let enrolled = client.prepare(ENROLLED_SQL, &uuids[..1]).or_raise().keep();
                 Statements { owner, aal1, aal2, last_mfa, amr, enrolled }
-            });
+            }));
             *s.borrow_mut() = Some(st);
         }
         f(s.borrow().as_ref().expect("just filled"))

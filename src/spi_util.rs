@@ -31,7 +31,7 @@ thread_local! {
 /// The extension's schema, by OID (so a rename or a look-alike cannot answer for it): its
 /// name, its owner's name, whether the owner is a superuser, and whether a role that is not a
 /// superuser (or PUBLIC) holds CREATE on it.
-const SCHEMA_STATE: &str = "SELECT n.nspname::text, r.rolname::text, r.rolsuper,
+const SCHEMA_STATE: &str = "SELECT n.nspname::pg_catalog.text, r.rolname::pg_catalog.text, r.rolsuper,
         EXISTS (SELECT 1 FROM pg_catalog.aclexplode(n.nspacl) a
                  WHERE a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
                    AND NOT COALESCE((SELECT g.rolsuper FROM pg_catalog.pg_roles g
@@ -51,7 +51,8 @@ pub fn check_schema(client: &SpiClient<'_>) {
     if SCHEMA_CHECKED.with(std::cell::Cell::get) {
         return;
     }
-    let rows = client.select(SCHEMA_STATE, None, &[]).unwrap_or_else(|e| raise(MfaError::Internal(e.to_string())));
+    let rows =
+        pinned(|| client.select(SCHEMA_STATE, None, &[])).unwrap_or_else(|e| raise(MfaError::Internal(e.to_string())));
     let Some(row) = rows.into_iter().next() else {
         raise(MfaError::SchemaUnsafe("the extension mfa_auth is not installed in this database".into()))
     };
@@ -69,6 +70,52 @@ pub fn check_schema(client: &SpiClient<'_>) {
         raise(MfaError::SchemaUnsafe("a role that is not a superuser may create objects in it".into()));
     }
     SCHEMA_CHECKED.with(|c| c.set(true));
+}
+
+/// The search_path every statement of the extension is parsed, planned and run under: the
+/// one the SECURITY DEFINER functions pin with their SET clause.
+pub const SEARCH_PATH: &core::ffi::CStr = c"pg_catalog, pg_temp";
+
+/// Runs `f` with `search_path = pg_catalog, pg_temp`, as a SET clause would: a statement the
+/// extension runs must never resolve a name, type, operator or function in a schema that the
+/// caller, or the database's owner through `ALTER DATABASE ... SET search_path`, put before
+/// pg_catalog (a domain `evil.text` whose CHECK runs its owner's code as whoever casts to
+/// `text`). The statements also qualify every name; this is the second wall, and it covers
+/// what the plan cache re-parses: a cached plan is analysed again when it runs under another
+/// search_path than it was made under.
+///
+/// Free when the path is pinned already (every SECURITY DEFINER entry point); otherwise a GUC
+/// nest level, as fmgr makes for a SET clause: restored when `f` returns, and by the
+/// (sub)transaction's abort when `f` raises.
+pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: namespace_search_path is the GUC's current value (never NULL after start-up).
+    let already = unsafe {
+        let p = pg_sys::namespace_search_path;
+        !p.is_null() && core::ffi::CStr::from_ptr(p) == SEARCH_PATH
+    };
+    if already {
+        return f();
+    }
+    // SAFETY: the same calls fmgr_security_definer makes for a function's SET clause.
+    let level = unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            SEARCH_PATH.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        level
+    };
+    let r = f();
+    // SAFETY: pops the level made above (nothing inside may leave one open: each is popped
+    // the same way or by an abort).
+    unsafe { pg_sys::AtEOXact_GUC(true, level) };
+    r
 }
 
 fn plan(client: &SpiClient<'_>, stmt: &Stmt) -> Rc<OwnedPreparedStatement> {
@@ -89,10 +136,12 @@ fn plan(client: &SpiClient<'_>, stmt: &Stmt) -> Rc<OwnedPreparedStatement> {
 /// Runs a cached statement. Errors raised by Postgres inside it (constraint
 /// violations, lock timeouts, ...) propagate with their own SQLSTATE.
 pub fn run<'conn>(client: &mut SpiClient<'conn>, stmt: &Stmt, args: &[DatumWithOid<'_>]) -> SpiTupleTable<'conn> {
-    let p = plan(client, stmt);
-    client
-        .update(&*p, None, args)
-        .unwrap_or_else(|e| raise(MfaError::Internal(format!("an internal statement failed: {e}"))))
+    pinned(|| {
+        let p = plan(client, stmt);
+        client
+            .update(&*p, None, args)
+            .unwrap_or_else(|e| raise(MfaError::Internal(format!("an internal statement failed: {e}"))))
+    })
 }
 
 thread_local! {
@@ -110,7 +159,7 @@ pub fn lock_user(client: &mut SpiClient<'_>, user_id: pgrx::Uuid) {
 }
 
 const LOCK_USER: Stmt = Stmt {
-    sql: "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('mfa_auth.enroll:' OPERATOR(pg_catalog.||) $1::text, 0))",
+    sql: "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('mfa_auth.enroll:' OPERATOR(pg_catalog.||) $1::pg_catalog.text, 0))",
     args: &[pg_sys::UUIDOID],
 };
 
@@ -140,6 +189,15 @@ impl FreshRow {
 /// REPEATABLE READ the transaction's snapshot is the cross-check: a row it locks (FOR UPDATE)
 /// that changed since that snapshot raises 40001, as any update of such a row would.
 pub fn fresh_row<R>(
+    client: &mut SpiClient<'_>,
+    stmt: &Stmt,
+    args: &[DatumWithOid<'_>],
+    read: impl FnOnce(&FreshRow) -> R,
+) -> R {
+    pinned(|| fresh_row_pinned(client, stmt, args, read))
+}
+
+fn fresh_row_pinned<R>(
     client: &mut SpiClient<'_>,
     stmt: &Stmt,
     args: &[DatumWithOid<'_>],

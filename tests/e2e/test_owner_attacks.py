@@ -1,0 +1,294 @@
+"""A database owner who is not a superuser attacks every SQL text the extension runs (found by
+a review of 0.3.0): the owner sets a search_path for the database that puts a schema of theirs
+before pg_catalog, with look-alike types (domains whose CHECK runs the owner's code), operators
+and functions. Whoever then runs one of the extension's statements in that database runs the
+owner's code as themselves: the audit writer as the bootstrap superuser (0.3.0: the owner made
+itself superuser), a superuser calling auth.aal() or CALL auth.cleanup_challenges_batched().
+
+And the owner's other ways to reach the audit writer through ALTER DATABASE ... SET: running it
+as their own role, read-only, under tiny timeouts (0.3.0: the trail went silent, nothing
+recorded, nothing counted as lost).
+
+Every statement of these tests that runs with the owner's search_path is free of names to
+hijack (parameters are sent typed); the checks read through connections that set their own."""
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from conftest import connect, wrong_codes
+
+# Type names the grammar does not resolve itself (int, bigint, boolean, interval, numeric,
+# varchar, timestamp... are keywords it maps to pg_catalog directly).
+TYPES = ["text", "int2", "int4", "int8", "bool", "float8", "uuid", "jsonb", "json", "inet", "name", "oid",
+         "regclass", "regtype", "regrole", "regproc", "bytea", "tid", "date", "timestamptz", "xid", "char"]
+OPERATORS = [(op, t) for t in ("text", "uuid", "int4", "int8", "name", "oid", "timestamptz", "bool")
+             for op in ("=", "<>", "<", ">", "<=", ">=")] + [("||", "text")]
+FUNCTIONS = [("now", "", "pg_catalog.timestamptz", "pg_catalog.now()"),
+             ("clock_timestamp", "", "pg_catalog.timestamptz", "pg_catalog.clock_timestamp()"),
+             ("gen_random_uuid", "", "pg_catalog.uuid", "pg_catalog.gen_random_uuid()"),
+             ("to_regclass", "pg_catalog.text", "pg_catalog.regclass", "pg_catalog.to_regclass($1)"),
+             ("lower", "pg_catalog.text", "pg_catalog.text", "pg_catalog.lower($1)"),
+             ("length", "pg_catalog.text", "pg_catalog.int4", "pg_catalog.length($1)"),
+             ("current_database", "", "pg_catalog.name", "pg_catalog.current_database()"),
+             ("format", "pg_catalog.text", "pg_catalog.text", "pg_catalog.format($1)")]
+
+
+def trap_sql(owner):
+    """The owner's schema `evil`: every look-alike runs evil.pwn(), which counts itself in a
+    sequence (not undone by a rollback), warns, and, when it runs as a superuser, makes the
+    owner one."""
+    out = [f"""
+    CREATE SCHEMA evil;
+    GRANT USAGE ON SCHEMA evil TO PUBLIC;
+    CREATE SEQUENCE evil.shots;
+    GRANT USAGE, UPDATE, SELECT ON SEQUENCE evil.shots TO PUBLIC;
+    CREATE TABLE evil.fired (who pg_catalog.text, what pg_catalog.text);
+    GRANT INSERT, SELECT ON evil.fired TO PUBLIC;
+    CREATE FUNCTION evil.pwn(what pg_catalog.text) RETURNS pg_catalog.bool
+    LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+    BEGIN
+        BEGIN
+            RAISE WARNING 'evil.pwn ran as % for %', current_user, what;
+            PERFORM pg_catalog.nextval('evil.shots');
+            INSERT INTO evil.fired VALUES (current_user, what);
+        EXCEPTION WHEN OTHERS THEN RAISE WARNING 'evil.pwn could not count itself: %', SQLERRM;
+        END;
+        IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+            BEGIN
+                EXECUTE 'ALTER ROLE {owner} SUPERUSER';
+            EXCEPTION WHEN OTHERS THEN RAISE WARNING 'evil.pwn: %', SQLERRM;
+            END;
+        END IF;
+        RETURN true;
+    END $$;
+    """]
+    for t in TYPES:
+        out.append(f'CREATE DOMAIN evil."{t}" AS pg_catalog."{t}" CHECK (evil.pwn(\'::{t}\'));')
+    for i, (op, t) in enumerate(OPERATORS):
+        impl = {"=": "eq", "<>": "ne", "<": "lt", ">": "gt", "<=": "le", ">=": "ge", "||": "cat"}[op]
+        ret = "pg_catalog.text" if op == "||" else "pg_catalog.bool"
+        out.append(f"""
+        CREATE FUNCTION evil.op_{impl}_{t}(a pg_catalog."{t}", b pg_catalog."{t}") RETURNS {ret}
+        LANGUAGE plpgsql AS $$ BEGIN PERFORM evil.pwn('{op} on {t}'); RETURN a OPERATOR(pg_catalog.{op}) b; END $$;
+        CREATE OPERATOR evil.{op} (LEFTARG = pg_catalog."{t}", RIGHTARG = pg_catalog."{t}", FUNCTION = evil.op_{impl}_{t});
+        """)
+    for name, args, ret, body in FUNCTIONS:
+        params = "a " + args if args else ""
+        call = body.replace("$1", "a")
+        out.append(f"""
+        CREATE FUNCTION evil.{name}({params}) RETURNS {ret}
+        LANGUAGE plpgsql AS $$ BEGIN PERFORM evil.pwn('function {name}'); RETURN {call}; END $$;
+        """)
+    out.append("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA evil TO PUBLIC;")
+    return "\n".join(out)
+
+
+# A connection that reads what happened without meeting the trap itself.
+SAFE = ("-c search_path=pg_catalog,public -c role=none -c default_transaction_read_only=off -c statement_timeout=0"
+        " -c lock_timeout=0 -c idle_in_transaction_session_timeout=0")
+
+
+@pytest.fixture(scope="module")
+def tenant():
+    """A database owned by a non-superuser LOGIN role, the extension created by a superuser, the
+    owner's trap set and the owner's search_path made the database's default."""
+    suffix = uuid.uuid4().hex[:8]
+    owner, db = f"dbo_{suffix}", f"tenant_{suffix}"
+    with connect("postgres") as c:
+        c.execute(f"CREATE ROLE {owner} LOGIN")
+        c.execute(f"CREATE DATABASE {db} OWNER {owner}")
+    with connect(db) as c:
+        c.execute("CREATE EXTENSION mfa_auth")
+        c.execute(f"ALTER DATABASE {db} SET mfa_auth.database_sessions = on")
+        c.execute(f"ALTER DATABASE {db} SET mfa_auth.webauthn_rp_id = 'example.com'")
+        c.execute(f"ALTER DATABASE {db} SET mfa_auth.webauthn_origins = 'https://app.example.com'")
+    with connect(db, user=owner) as o:
+        o.execute(trap_sql(owner))
+        o.execute(f"ALTER DATABASE {db} SET search_path = evil, pg_catalog, public")
+    yield owner, db
+    with connect("postgres") as c:
+        c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        c.execute(f"DROP OWNED BY {owner}")
+        c.execute(f"DROP ROLE IF EXISTS {owner}")
+
+
+def shots(db):
+    """How often the owner's code ran (the sequence survives rollbacks) and as whom."""
+    with connect(db, options=SAFE) as c:
+        last, called = c.execute("SELECT last_value, is_called FROM evil.shots").fetchone()
+        who = c.execute("SELECT who, what FROM evil.fired ORDER BY 1, 2").fetchall()
+        return (last if called else 0), who
+
+
+def is_superuser(role):
+    with connect("postgres") as c:
+        return c.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,)).fetchone()[0]
+
+
+def victim(db, user=None, options=None):
+    """A connection under the database's defaults (the owner's search_path), recording the
+    server's warnings (evil.pwn warns when it runs)."""
+    c = connect(db, user=user, **({"options": options} if options else {}))
+    c.warnings = []
+    c.add_notice_handler(lambda d: c.warnings.append(d.message_primary) if "evil.pwn" in (d.message_primary or "") else None)
+    assert "evil" in c.execute("SHOW search_path").fetchone()[0]
+    return c
+
+
+def audit_rows(db, factor, event="verification", wait_for=1, timeout=10.0):
+    deadline = time.time() + timeout
+    with connect(db, options=SAFE) as c:
+        while True:
+            found = c.execute("SELECT event, outcome FROM auth.mfa_audit_log WHERE factor_id = %s AND event = %s",
+                              (factor, event)).fetchall()
+            if len(found) >= wait_for or time.time() > deadline:
+                return found
+            time.sleep(0.1)
+
+
+def wait_no_writer(db, timeout=15.0):
+    """Until no audit writer runs (an idle one stops after 2 s), so that the next event
+    starts one that reads the database's current settings."""
+    deadline = time.time() + timeout
+    with connect(db, options=SAFE) as c:
+        while c.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'mfa_auth audit writer'").fetchone()[0]:
+            assert time.time() < deadline, "an audit writer kept running"
+            time.sleep(0.1)
+
+
+def test_attack_1_the_audit_writer_runs_none_of_the_owners_code(tenant):
+    owner, db = tenant
+    from conftest import PRELOADED
+    if not PRELOADED:
+        pytest.skip("without the library preloaded there is no audit writer")
+    wait_no_writer(db)
+    with victim(db) as v:
+        fid, secret = v.execute("SELECT factor_id, secret FROM auth.enroll_totp(%s)", (uuid.uuid4(),)).fetchone()
+        cid = v.execute("SELECT challenge_id FROM auth.create_challenge(%s, %s)", (fid, "192.0.2.1")).fetchone()[0]
+        assert v.execute("SELECT auth.verify_challenge(%s, %s, %s)", (cid, wrong_codes(secret, 1)[0], "192.0.2.1")).fetchone()[0] is False
+    found = audit_rows(db, fid)
+    count, who = shots(db)
+    print(f"\n  the writer of the owner's database wrote {found}; the owner's code ran {count} times {who}; "
+          f"owner is superuser: {is_superuser(owner)}")
+    assert found == [("verification", "failure")]
+    assert not is_superuser(owner)
+    assert count == 0, who
+
+
+SESSION_CALLS = [
+    "SELECT auth.aal()", "SELECT auth.aal_next()", "SELECT auth.mfa_satisfied()", "SELECT auth.amr()",
+    "SELECT auth.uid()", "SELECT auth.session_id()", "SELECT auth.mfa_verified_within(interval '1 hour')",
+    "SELECT auth.role_user_id()",
+]
+MAINTENANCE_CALLS = [
+    "CALL auth.cleanup_challenges_batched()", "CALL auth.cleanup_challenges_batched(interval '1 second', 10)",
+    "CALL auth.rotate_secrets_batched()", "CALL auth.rotate_secrets_batched(10)",
+    "SELECT auth.cleanup_challenges()", "SELECT auth.cleanup_audit_log()", "SELECT * FROM auth.audit_status()",
+    "SELECT * FROM auth.attempt_tracking()", "SELECT auth.rotate_secrets()",
+]
+
+
+def test_attack_2_no_call_runs_the_owners_code(tenant):
+    """Every kind of call, each in a new connection (the library's once-per-backend checks
+    included): a superuser's session functions, maintenance procedures and service calls, and
+    an ordinary role's self-service."""
+    owner, db = tenant
+    ran = []
+
+    def call(sql, args=(), user=None, expect=None):
+        with victim(db, user=user) as v:
+            try:
+                v.execute(sql, args)
+            except psycopg.Error as e:
+                if expect is None or not isinstance(e, expect):
+                    raise
+            if v.warnings:
+                ran.append((sql, v.warnings))
+
+    for sql in SESSION_CALLS + MAINTENANCE_CALLS:
+        call(sql)
+    # The service flow as a superuser: TOTP, recovery codes, phone, WebAuthn, claims, unenroll.
+    user, session = uuid.uuid4(), uuid.uuid4()
+    with victim(db) as v:
+        fid, secret = v.execute("SELECT factor_id, secret FROM auth.enroll_totp(%s, %s)", (user, "laptop")).fetchone()
+        cid = v.execute("SELECT challenge_id FROM auth.create_challenge(%s, %s)", (fid, "192.0.2.1")).fetchone()[0]
+        import pyotp
+        assert v.execute("SELECT auth.verify_challenge(%s, %s, %s, %s)",
+                         (cid, pyotp.TOTP(secret).now(), "192.0.2.1", session)).fetchone()[0] is True
+        v.execute("SELECT auth.create_challenge(%s, %s)", (fid, "192.0.2.1"))
+        assert v.execute("SELECT auth.verify_factor(%s, %s, %s, %s)",
+                         (fid, wrong_codes(secret, 1)[0], "192.0.2.1", session)).fetchone()[0] is False
+        v.execute("SELECT auth.record_amr(%s, %s)", (session, "password"))
+        v.execute("SELECT auth.session_aal(%s), auth.session_amr(%s), auth.session_aal(%s, %s)", (session, session, session, user))
+        codes = v.execute("SELECT array_agg(c) FROM auth.generate_recovery_codes(%s, %s) c", (user, session)).fetchone()[0]
+        v.execute("SELECT * FROM auth.recovery_codes_status(%s)", (user,))
+        assert v.execute("SELECT auth.verify_recovery_code(%s, %s, %s, %s)", (user, codes[0], "192.0.2.1", uuid.uuid4())).fetchone()[0]
+        v.execute("SELECT auth.aal_next(%s)", (user,))
+        pid = v.execute("SELECT auth.enroll_phone(%s, %s)", (user, "+15555550100")).fetchone()[0]
+        v.execute("SELECT * FROM auth.create_challenge(%s, %s)", (pid, "192.0.2.1"))
+        wid = v.execute("SELECT auth.enroll_webauthn(%s, %s)", (user, "key")).fetchone()[0]
+        v.execute("SELECT auth.unlock_factor(%s)", (fid,))
+        v.execute("SELECT auth.delete_recovery_codes(%s)", (user,))
+        for f in (pid, wid, fid):
+            v.execute("SELECT auth.unenroll_factor(%s)", (f,))
+        if v.warnings:
+            ran.append(("the service flow", v.warnings))
+    # Self-service as an ordinary role (database sessions are on in this database).
+    role = "selfie_" + uuid.uuid4().hex[:8]
+    with connect("postgres") as c:
+        c.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        with victim(db, user=role) as v:
+            fid, secret = v.execute("SELECT factor_id, secret FROM auth.enroll_my_totp(%s)", ("phone",)).fetchone()
+            assert v.execute("SELECT auth.mfa_verify(%s, %s)", (pyotp.TOTP(secret).now(), fid)).fetchone()[0] is True
+            v.execute("SELECT * FROM auth.my_factors()")
+            v.execute("SELECT auth.aal(), auth.aal_next(), auth.mfa_satisfied(), auth.amr()")
+            v.execute("SELECT array_agg(c) FROM auth.generate_my_recovery_codes() c")
+            v.execute("SELECT * FROM auth.my_recovery_codes_status()")
+            assert v.execute("SELECT auth.mfa_verify_recovery_code(%s)", ("aaaa-bbbb",)).fetchone()[0] is False
+            v.execute("SELECT auth.unenroll_my_factor(%s)", (fid,))
+            if v.warnings:
+                ran.append(("self-service", v.warnings))
+    finally:
+        with connect("postgres") as c:
+            c.execute(f"DROP ROLE {role}")
+    count, who = shots(db)
+    print(f"\n  {len(SESSION_CALLS) + len(MAINTENANCE_CALLS)} calls, the service flow and self-service in the owner's "
+          f"database: the owner's code ran {count} times {who}; warnings: {ran}")
+    assert not is_superuser(owner)
+    assert (count, ran) == (0, [])
+
+
+def test_the_owner_cannot_reach_the_extensions_settings_tables_or_schema(tenant):
+    """What held in the review, kept: the owner sets no mfa_auth.* setting in any way, writes
+    and reads none of the extension's tables, and creates nothing in schema auth."""
+    owner, db = tenant
+    attempts = [f"ALTER DATABASE {db} SET mfa_auth.audit = off",
+                f"ALTER DATABASE {db} SET mfa_auth.audit_retention = 1",
+                f"ALTER ROLE {owner} SET mfa_auth.audit_log_server = off",
+                "SET mfa_auth.audit = off",
+                "SELECT pg_catalog.set_config('mfa_auth.audit', 'off', false)",
+                f"ALTER DATABASE {db} SET mfa_auth.max_failed_attempts = 1000000",
+                "INSERT INTO auth.mfa_audit_log (id, event) VALUES (pg_catalog.gen_random_uuid(), 'x')",
+                "DELETE FROM auth.mfa_audit_log",
+                "TRUNCATE auth.mfa_audit_log",
+                "LOCK TABLE auth.mfa_audit_log IN ACCESS EXCLUSIVE MODE",
+                "SELECT secret FROM auth.mfa_factors",
+                "UPDATE auth.mfa_factors SET failed_attempts = 0",
+                "CREATE TABLE auth.planted (x pg_catalog.int4)",
+                "ALTER SCHEMA auth OWNER TO CURRENT_USER"]
+    outcome = {}
+    with connect(db, user=owner, options=SAFE) as o:
+        for sql in attempts:
+            try:
+                with o.transaction():   # LOCK TABLE needs one
+                    o.execute(sql)
+                outcome[sql] = "ran"
+            except psycopg.Error as e:
+                outcome[sql] = e.sqlstate
+    print(f"\n  as the database's owner, SQLSTATE of each of {len(attempts)} attempts: {outcome}")
+    # 42501: superuser-only; 55P02: server-wide (postgresql.conf / ALTER SYSTEM) settings.
+    refused = {sql: ("55P02" if "audit_retention" in sql or "audit_log_server" in sql else "42501") for sql in attempts}
+    assert outcome == refused, {k: v for k, v in outcome.items() if v != refused[k]}
