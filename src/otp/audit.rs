@@ -342,6 +342,65 @@ impl WorkerSlot {
     }
 }
 
+/// Event kinds a loss is counted by (room for more than [`Event::ALL`]).
+pub const LOSS_EVENTS: usize = 24;
+/// Outcomes a loss is counted by: index 0 for none, then [`Outcome::ALL`].
+pub const LOSS_OUTCOMES: usize = 8;
+
+/// The events of one database that were lost (no room in the queue, over a transaction's
+/// cap, or not writable at a shutdown), counted by kind and outcome until its writer records
+/// them, in that database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Losses {
+    pub database: u32,
+    total: u32,
+    counts: [[u32; LOSS_OUTCOMES]; LOSS_EVENTS],
+}
+
+impl Default for Losses {
+    fn default() -> Self {
+        Losses::EMPTY
+    }
+}
+
+impl Losses {
+    const EMPTY: Losses = Losses { database: 0, total: 0, counts: [[0; LOSS_OUTCOMES]; LOSS_EVENTS] };
+
+    pub fn total(&self) -> u32 {
+        self.total
+    }
+
+    /// (event, outcome, how many) for every kind counted, in the order of the labels.
+    pub fn kinds(&self) -> Vec<(Event, Option<Outcome>, u32)> {
+        let mut out = Vec::new();
+        for (e, row) in self.counts.iter().enumerate() {
+            for (o, &n) in row.iter().enumerate() {
+                if n == 0 {
+                    continue;
+                }
+                if let Some(event) = Event::from_u8(e as u8) {
+                    let outcome = if o == 0 { None } else { Outcome::from_u8((o - 1) as u8) };
+                    out.push((event, outcome, n));
+                }
+            }
+        }
+        out
+    }
+
+    /// Counts `n` events of kind `event` (an [`Event`] as u8) and `outcome`.
+    pub fn count(&mut self, event: u8, outcome: Option<u8>, n: u32) {
+        self.add(event, outcome, n);
+    }
+
+    fn add(&mut self, event: u8, outcome: Option<u8>, n: u32) {
+        let e = usize::from(event).min(LOSS_EVENTS - 1);
+        let o = outcome.map_or(0, |o| (usize::from(o) + 1).min(LOSS_OUTCOMES - 1));
+        self.counts[e][o] = self.counts[e][o].saturating_add(n);
+        self.total = self.total.saturating_add(n);
+    }
+}
+
 /// What [`Queue::start_worker`] decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
@@ -361,11 +420,18 @@ pub struct Queue<const N: usize> {
     used: usize,
     next: usize,
     seq: u64,
+    /// Losses of databases that found no free [`Losses`] slot (more than [`MAX_DATABASES`]
+    /// databases losing events at once): counted without their database.
     lost: u64,
+    losses: [Losses; MAX_DATABASES],
     pushed: u64,
     /// Set when a database's writer could not be started (so its events may wait without
     /// one); cleared by [`Queue::orphaned`] when it finds none.
     orphans: bool,
+    /// The database the reserved writer last tried to serve, and how many of its tries in a
+    /// row never reported in (a database that cannot be connected to: dropped meanwhile).
+    fallback_database: u32,
+    fallback_tries: u32,
 }
 
 impl<const N: usize> Default for Queue<N> {
@@ -383,15 +449,29 @@ impl<const N: usize> Queue<N> {
             next: 0,
             seq: 0,
             lost: 0,
+            losses: [Losses::EMPTY; MAX_DATABASES],
             pushed: 0,
             orphans: false,
+            fallback_database: 0,
+            fallback_tries: 0,
         }
+    }
+
+    /// The reserved writer is about to connect to `database`: how many tries in a row (this
+    /// one included) it has made for it without reporting in.
+    pub fn fallback_try(&mut self, database: u32) -> u32 {
+        if self.fallback_database != database {
+            self.fallback_database = database;
+            self.fallback_tries = 0;
+        }
+        self.fallback_tries += 1;
+        self.fallback_tries
     }
 
     /// Queues `e`; false (and counted as lost) when the queue is full.
     pub fn push(&mut self, e: &Entry) -> bool {
         if self.used >= N {
-            self.lost += 1;
+            self.lose(e, 1);
             return false;
         }
         for k in 0..N {
@@ -405,8 +485,42 @@ impl<const N: usize> Queue<N> {
                 return true;
             }
         }
-        self.lost += 1;
+        self.lose(e, 1);
         false
+    }
+
+    /// Counts `n` events of `e`'s kind and outcome as lost, in `e`'s database.
+    pub fn lose(&mut self, e: &Entry, n: u32) {
+        let outcome = (e.flags & HAS_OUTCOME != 0).then_some(e.outcome);
+        self.lose_kind(e.database, e.event, outcome, n);
+    }
+
+    /// Counts `n` events of database `database`, kind `event` and `outcome` as lost.
+    pub fn lose_kind(&mut self, database: u32, event: u8, outcome: Option<u8>, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let slot = match self.losses.iter().position(|l| l.total > 0 && l.database == database) {
+            Some(i) => Some(i),
+            None => self.losses.iter().position(|l| l.total == 0),
+        };
+        match slot {
+            Some(i) => {
+                self.losses[i].database = database;
+                self.losses[i].add(event, outcome, n);
+            }
+            None => self.lost += u64::from(n),
+        }
+    }
+
+    /// The losses of `database` not yet recorded, cleared.
+    pub fn take_losses(&mut self, database: u32) -> Option<Losses> {
+        let l = self.losses.iter_mut().find(|l| l.total > 0 && l.database == database)?;
+        Some(std::mem::replace(l, Losses::EMPTY))
+    }
+
+    fn has_losses(&self, database: u32) -> bool {
+        self.losses.iter().any(|l| l.total > 0 && l.database == database)
     }
 
     /// Moves up to `max` of `database`'s events into `out`, oldest first.
@@ -427,23 +541,55 @@ impl<const N: usize> Queue<N> {
         found.len()
     }
 
+    /// Whether `database` has events queued or losses to record.
     pub fn has(&self, database: u32) -> bool {
-        self.entries.iter().any(|e| e.state == FILLED && e.database == database)
+        self.has_losses(database) || self.entries.iter().any(|e| e.state == FILLED && e.database == database)
     }
 
     /// A database whose events wait in the queue with no worker to write them (none could be
     /// started when they were queued: no free worker slot here, or none in the postmaster).
     /// The oldest such event's database.
+    /// The oldest such event's database, else a database with losses to record and no worker.
     pub fn orphaned(&mut self) -> Option<u32> {
+        let unserved = |db: u32| !self.workers.iter().any(|w| w.state != NONE && w.database == db);
         let found = self
             .entries
             .iter()
             .filter(|e| e.state == FILLED)
-            .filter(|e| !self.workers.iter().any(|w| w.state != NONE && w.database == e.database))
+            .filter(|e| unserved(e.database))
             .min_by_key(|e| e.seq)
-            .map(|e| e.database);
+            .map(|e| e.database)
+            .or_else(|| self.losses.iter().find(|l| l.total > 0 && unserved(l.database)).map(|l| l.database));
         self.orphans = found.is_some();
         found
+    }
+
+    /// Every queued event, oldest first, and every database's losses, all taken out (what a
+    /// clean shutdown saves for the next start).
+    pub fn drain_all(&mut self) -> (Vec<Entry>, Vec<Losses>) {
+        let mut all: Vec<Entry> = self.entries.iter().filter(|e| e.state == FILLED).copied().collect();
+        all.sort_unstable_by_key(|e| e.seq);
+        for e in self.entries.iter_mut() {
+            e.state = FREE;
+        }
+        self.used = 0;
+        let losses =
+            self.losses.iter_mut().filter(|l| l.total > 0).map(|l| std::mem::replace(l, Losses::EMPTY)).collect();
+        (all, losses)
+    }
+
+    /// Puts back what [`Queue::drain_all`] took (at the next start): events where there is
+    /// room (the rest counted as lost), losses added to their database's.
+    pub fn restore(&mut self, entries: &[Entry], losses: &[Losses]) {
+        for e in entries {
+            self.push(e);
+        }
+        for l in losses {
+            for (event, outcome, n) in l.kinds() {
+                self.lose_kind(l.database, event as u8, outcome.map(|o| o as u8), n);
+            }
+        }
+        self.orphans = true;
     }
 
     /// Whether [`Queue::orphaned`] may find something (a cheap test for every push).
@@ -451,14 +597,15 @@ impl<const N: usize> Queue<N> {
         self.orphans
     }
 
-    /// Events that found no room since the last call.
+    /// Events lost whose database could not be kept (see `lost`), since the last call.
     pub fn take_lost(&mut self) -> u64 {
         std::mem::take(&mut self.lost)
     }
 
-    /// (events queued now, events queued since start, events lost and not yet reported).
+    /// (events queued now, events queued since start, events lost and not yet recorded).
     pub fn usage(&self) -> (usize, u64, u64) {
-        (self.used, self.pushed, self.lost)
+        let kept: u64 = self.losses.iter().map(|l| u64::from(l.total)).sum();
+        (self.used, self.pushed, self.lost + kept)
     }
 
     /// The pid of `database`'s running worker.
@@ -504,6 +651,9 @@ impl<const N: usize> Queue<N> {
     /// A worker reports in. False: another worker already runs for the database (this one
     /// must exit at once).
     pub fn worker_started(&mut self, database: u32, pid: i32, now_us: i64) -> bool {
+        if self.fallback_database == database {
+            self.fallback_tries = 0;
+        }
         if let Some(w) = self.workers.iter_mut().find(|w| w.state != NONE && w.database == database) {
             if w.state == RUNNING && w.pid != pid {
                 return false;
@@ -547,6 +697,7 @@ impl<const N: usize> Queue<N> {
 
     /// Drops every queued event of `database` (the extension is not installed there any more).
     pub fn discard(&mut self, database: u32) -> usize {
+        self.take_losses(database);
         let mut n = 0;
         for e in self.entries.iter_mut().filter(|e| e.state == FILLED && e.database == database) {
             e.state = FREE;
@@ -555,6 +706,95 @@ impl<const N: usize> Queue<N> {
         self.used -= n;
         n
     }
+}
+
+/// The file a clean shutdown saves the queue in: magic, version, then the events and the
+/// losses, field by field, little-endian (the same server reads it at its next start).
+const SAVED_MAGIC: &[u8; 8] = b"MFAAUDQ1";
+
+fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if b.len() < n {
+        return None;
+    }
+    let (head, rest) = b.split_at(n);
+    *b = rest;
+    Some(head)
+}
+fn take_u32(b: &mut &[u8]) -> Option<u32> {
+    take(b, 4).map(|x| u32::from_le_bytes(x.try_into().expect("4 bytes")))
+}
+
+/// What [`Queue::drain_all`] took, as bytes for the file.
+pub fn encode_saved(entries: &[Entry], losses: &[Losses]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + std::mem::size_of_val(entries));
+    out.extend_from_slice(SAVED_MAGIC);
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(losses.len() as u32).to_le_bytes());
+    for e in entries {
+        out.extend_from_slice(&[e.event, e.outcome, e.flags, e.ip_len, e.role_len, e.traits_len, e.factor_type_len]);
+        out.extend_from_slice(&e.database.to_le_bytes());
+        out.extend_from_slice(&e.at_us.to_le_bytes());
+        for part in [&e.id, &e.user, &e.factor, &e.session] {
+            out.extend_from_slice(part);
+        }
+        out.extend_from_slice(&e.ip);
+        out.extend_from_slice(&e.role);
+        out.extend_from_slice(&e.traits);
+        out.extend_from_slice(&e.factor_type);
+    }
+    for l in losses {
+        out.extend_from_slice(&l.database.to_le_bytes());
+        for (event, outcome, n) in l.kinds() {
+            out.extend_from_slice(&[event as u8, outcome.map_or(u8::MAX, |o| o as u8)]);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out.extend_from_slice(&[u8::MAX, u8::MAX]); // end of this database's kinds
+    }
+    out
+}
+
+/// The inverse of [`encode_saved`]; None for anything else (a file of another version, cut
+/// short, or not ours): its content is then not used.
+pub fn decode_saved(mut b: &[u8]) -> Option<(Vec<Entry>, Vec<Losses>)> {
+    if take(&mut b, 8)? != SAVED_MAGIC {
+        return None;
+    }
+    let (n, m) = (take_u32(&mut b)? as usize, take_u32(&mut b)? as usize);
+    let mut entries = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        let h = take(&mut b, 7)?;
+        let mut e = Entry { state: FILLED, ..Entry::EMPTY };
+        (e.event, e.outcome, e.flags) = (h[0], h[1], h[2]);
+        Event::from_u8(e.event)?;
+        e.ip_len = h[3].min(IP_LEN as u8);
+        e.role_len = h[4].min(ROLE_LEN as u8);
+        e.traits_len = h[5].min(TRAITS_LEN as u8);
+        e.factor_type_len = h[6].min(16);
+        e.database = take_u32(&mut b)?;
+        e.at_us = i64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
+        for part in [&mut e.id, &mut e.user, &mut e.factor, &mut e.session] {
+            part.copy_from_slice(take(&mut b, 16)?);
+        }
+        e.ip.copy_from_slice(take(&mut b, IP_LEN)?);
+        e.role.copy_from_slice(take(&mut b, ROLE_LEN)?);
+        e.traits.copy_from_slice(take(&mut b, TRAITS_LEN)?);
+        e.factor_type.copy_from_slice(take(&mut b, 16)?);
+        entries.push(e);
+    }
+    let mut losses = Vec::with_capacity(m.min(MAX_DATABASES));
+    for _ in 0..m {
+        let mut l = Losses { database: take_u32(&mut b)?, ..Losses::EMPTY };
+        loop {
+            let k = take(&mut b, 2)?;
+            if k == [u8::MAX, u8::MAX] {
+                break;
+            }
+            let outcome = (k[1] != u8::MAX).then_some(k[1]);
+            l.add(k[0], outcome, take_u32(&mut b)?);
+        }
+        losses.push(l);
+    }
+    b.is_empty().then_some((entries, losses))
 }
 
 #[cfg(test)]
@@ -601,10 +841,92 @@ mod tests {
             q.push(&ev(1, n));
         }
         assert_eq!(q.usage(), (4, 4, 2));
-        assert_eq!(q.take_lost(), 2);
+        // Counted in their database, by kind and outcome, not in the global count.
         assert_eq!(q.take_lost(), 0);
+        let l = q.take_losses(1).expect("database 1's losses");
+        assert_eq!(l.kinds(), vec![(Event::Verification, Some(Outcome::Failure), 2)]);
+        assert_eq!(q.take_losses(1), None);
+        assert_eq!(q.usage(), (4, 4, 0));
         assert_eq!(q.discard(1), 4);
         assert_eq!(q.usage().0, 0);
+    }
+
+    #[test]
+    fn losses_are_kept_per_database_and_kind() {
+        let mut q: Box<Queue<1>> = Box::default();
+        assert!(q.push(&ev(1, 0)));
+        q.push(&ev(2, 1));
+        q.push(&Entry::new(Event::ChallengeCreated, 2, 0, [9; 16]));
+        q.lose_kind(3, Event::FactorEnrolled as u8, None, 5);
+        let two = q.take_losses(2).unwrap();
+        assert_eq!(two.total(), 2);
+        assert_eq!(
+            two.kinds(),
+            vec![(Event::ChallengeCreated, None, 1), (Event::Verification, Some(Outcome::Failure), 1)]
+        );
+        // A database with losses and no queued event still needs its writer.
+        assert_eq!(q.start_worker(1, 0), Start::StartOne);
+        assert_eq!(q.orphaned(), Some(3));
+        assert!(q.has(3) && !q.has(2));
+        // More databases than slots: the rest are counted without their database.
+        for db in 10..10 + MAX_DATABASES as u32 {
+            q.lose_kind(db, Event::Verification as u8, Some(Outcome::Failure as u8), 1);
+        }
+        assert_eq!(q.take_lost(), 1);
+    }
+
+    #[test]
+    fn what_a_shutdown_saves_reads_back_the_same() {
+        let e = Entry::new(Event::FactorLocked, 7, 123, [1; 16])
+            .outcome(Outcome::Failure)
+            .user(Some([2; 16]))
+            .ip(Some("192.0.2.1"))
+            .role("app")
+            .factor_type("totp")
+            .traits(&Traits::new().int("failed_attempts", 5));
+        let mut l = Losses::default();
+        l.count(Event::Verification as u8, Some(Outcome::Failure as u8), 3);
+        l.count(Event::ChallengeCreated as u8, None, 2);
+        l.database = 7;
+        let bytes = encode_saved(&[e, ev(8, 1)], &[l]);
+        let (entries, losses) = decode_saved(&bytes).expect("reads back");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].payload(), e.payload());
+        assert_eq!((entries[0].database, entries[0].at_us, entries[0].id), (7, 123, [1; 16]));
+        assert_eq!(losses, vec![l]);
+        // Anything else is not used: cut short, another magic, bytes left over.
+        assert!(decode_saved(&bytes[..bytes.len() - 1]).is_none());
+        assert!(decode_saved(b"MFAAUDQ0").is_none());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_saved(&longer).is_none());
+    }
+
+    #[test]
+    fn the_reserved_writer_counts_its_tries_per_database() {
+        let mut q: Box<Queue<2>> = Box::default();
+        assert_eq!(q.fallback_try(5), 1);
+        assert_eq!(q.fallback_try(5), 2);
+        assert!(q.worker_started(5, 10, 0));
+        assert_eq!(q.fallback_try(5), 1, "it reported in: the count starts again");
+        assert_eq!(q.fallback_try(6), 1);
+    }
+
+    #[test]
+    fn a_shutdown_drains_and_a_start_restores() {
+        let mut q: Box<Queue<4>> = Box::default();
+        for n in 0..6 {
+            q.push(&ev(1 + u32::from(n % 2), n));
+        }
+        let (entries, losses) = q.drain_all();
+        assert_eq!(entries.iter().map(|e| e.id[0]).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(losses.iter().map(|l| (l.database, l.total())).collect::<Vec<_>>(), vec![(1, 1), (2, 1)]);
+        assert_eq!(q.usage(), (0, 4, 0));
+        let mut r: Box<Queue<3>> = Box::default();
+        r.restore(&entries, &losses);
+        assert_eq!(r.usage().0, 3);
+        assert_eq!(r.take_losses(2).unwrap().total(), 2, "the one that found no room is counted");
+        assert_eq!(r.orphaned(), Some(1));
     }
 
     #[test]

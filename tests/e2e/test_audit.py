@@ -356,72 +356,63 @@ def test_a_crash_loses_only_what_was_queued(cluster):
     assert not unexpected, unexpected
 
 
-def test_events_whose_writer_could_not_start_are_written_later():
-    """A database's writer cannot be started while every worker slot is taken (here: 2 slots,
-    one held by another database's writer, one by a parallel worker). Its events wait in the
-    queue, and are written once a slot is free: a running writer, or the next event of any
-    database, starts the missing writer, instead of leaving them until that database's next
-    event."""
+def test_the_reserved_writer_serves_one_database_after_another():
+    """Two worker slots: the reserved writer's, and one a parallel worker holds (no logical
+    replication launcher), so no database can get a writer of its own. Failures in database B,
+    then in database C, are written by the reserved writer while the slot is held: it serves B,
+    exits when B is idle and is started again, then serves C (0.3.0 before the reserved writer:
+    the events waited in the queue until a slot was free)."""
     import threading
     c = ThrowawayCluster("mfa_auth-audit-slots-", "shared_preload_libraries=mfa_auth", "max_worker_processes=2",
                          "max_logical_replication_workers=0", "max_parallel_workers=2")
     try:
         with c.connect() as admin:
-            for name in ("slots_a", "slots_b"):
+            for name in ("slots_b", "slots_c"):
                 admin.execute(f"CREATE DATABASE {name}")
                 with c.connect(dbname=name) as d:
                     d.execute("CREATE EXTENSION mfa_auth")
-        with c.connect(dbname="slots_a") as a, c.connect(dbname="slots_b") as b, c.connect() as p:
-            fa = a.execute("SELECT factor_id FROM auth.enroll_totp(gen_random_uuid())").fetchone()[0]
+        with c.connect(dbname="slots_b") as b, c.connect(dbname="slots_c") as cc, c.connect() as p:
             fb, sb = b.execute("SELECT factor_id, secret FROM auth.enroll_totp(gen_random_uuid())").fetchone()
+            fc, sc = cc.execute("SELECT factor_id, secret FROM auth.enroll_totp(gen_random_uuid())").fetchone()
             safe = p.execute("SELECT proparallel FROM pg_proc WHERE proname = 'pg_sleep'").fetchone()[0]
             assert safe == "s", "pg_sleep must be parallel safe for this test's parallel worker"
             name = "debug_parallel_query" if p.execute(
                 "SELECT count(*) FROM pg_settings WHERE name = 'debug_parallel_query'").fetchone()[0] else "force_parallel_mode"
-            stop = threading.Event()
-
-            def keep_a_busy():
-                # Database A's writer stays up: an event every 0.3 s.
-                with c.connect(dbname="slots_a") as a2:
-                    while not stop.is_set():
-                        a2.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (fa,))
-                        time.sleep(0.3)
+            # The enrollments' events written (by whichever writer), and no dynamic writer left.
+            for conn, f in ((b, fb), (cc, fc)):
+                assert rows(conn, "factor_id = %s AND event = 'factor_enrolled'", f)
+            deadline = time.time() + 15
+            while p.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'mfa_auth audit writer'").fetchone()[0]:
+                assert time.time() < deadline, "a dynamic writer stayed"
+                time.sleep(0.1)
 
             def hold_a_slot():
                 with c.connect() as p2:
                     p2.execute(f"SET {name} = on")
-                    p2.execute("SELECT pg_sleep(3)")
+                    p2.execute("SELECT pg_sleep(20)")
 
-            busy = threading.Thread(target=keep_a_busy)
-            busy.start()
+            holder = threading.Thread(target=hold_a_slot)
+            holder.start()
             try:
-                # B's writer (started by its enrollment) stops after 2 s without work; A's stays.
-                time.sleep(0.5)
-                deadline = time.time() + 10
-                while a.execute("SELECT writers FROM auth.audit_status()").fetchone()[0] != 1:
-                    assert time.time() < deadline, "expected A's writer alone"
-                    time.sleep(0.1)
-                holder = threading.Thread(target=hold_a_slot)
-                holder.start()
                 deadline = time.time() + 10
                 while not p.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'parallel worker'").fetchone()[0]:
                     assert time.time() < deadline, "no parallel worker started"
                     time.sleep(0.05)
-                # Both slots are taken: B's failure finds no writer.
-                cid = b.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (fb,)).fetchone()[0]
-                assert b.execute("SELECT auth.verify_challenge(%s, %s, '10.0.0.1')", (cid, wrong_codes(sb, 1)[0])).fetchone()[0] is False
-                time.sleep(0.5)
-                waiting = b.execute("SELECT count(*) FROM auth.mfa_audit_log WHERE factor_id = %s AND event = 'verification'",
-                                    (fb,)).fetchone()[0]
-                holder.join()
-                t0 = time.time()
-                found = rows(b, "factor_id = %s AND event = 'verification'", fb, timeout=10)
-                print(f"\n  database B's failure while both worker slots were taken: {waiting} rows at first; "
-                      f"written {time.time() - t0:.1f} s after the slot was freed: {[(r[0], r[1]) for r in found]}")
-                assert waiting == 0, "the test did not take both slots"
-                assert [(r[0], r[1]) for r in found] == [("verification", "failure")]
+                took = {}
+                for conn, f, secret, db in ((b, fb, sb, "B"), (cc, fc, sc, "C")):
+                    t0 = time.time()
+                    cid = conn.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (f,)).fetchone()[0]
+                    assert conn.execute("SELECT auth.verify_challenge(%s, %s, '10.0.0.1')",
+                                        (cid, wrong_codes(secret, 1)[0])).fetchone()[0] is False
+                    found = rows(conn, "factor_id = %s AND event = 'verification'", f, timeout=8)
+                    took[db] = (round(time.time() - t0, 1), [(r[0], r[1]) for r in found])
+                held = p.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'parallel worker'").fetchone()[0]
+                writers = p.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'mfa_auth audit writer'").fetchone()[0]
             finally:
-                stop.set()
-                busy.join()
+                holder.join()
+            print(f"\n  with the one free worker slot held by a parallel worker ({held} running at the end, {writers} "
+                  f"dynamic writers): (seconds, rows) per database {took}")
+            assert held == 1 and writers == 0, "the test did not hold the slot"
+            assert took["B"][1] == [("verification", "failure")] and took["C"][1] == [("verification", "failure")]
     finally:
         c.stop()

@@ -261,6 +261,43 @@ def test_attack_2_no_call_runs_the_owners_code(tenant):
     assert (count, ran) == (0, [])
 
 
+def test_attack_3_the_owner_cannot_silence_the_writer(tenant):
+    """ALTER DATABASE ... SET role (the owner's role: no right to write the trail), read-only
+    transactions and tiny timeouts reach the writer in 0.3.0 (0 of 5 events written, none
+    counted as lost). The writer's environment is its own: all 5 are written."""
+    owner, db = tenant
+    from conftest import PRELOADED
+    if not PRELOADED:
+        pytest.skip("without the library preloaded there is no audit writer")
+    settings = {"role": owner, "default_transaction_read_only": "on", "statement_timeout": "1",
+                "lock_timeout": "1", "default_transaction_isolation": "'serializable'",
+                "idle_in_transaction_session_timeout": "1", "synchronous_commit": "off", "work_mem": "64",
+                "client_min_messages": "error", "check_function_bodies": "off", "row_security": "off"}
+    with connect(db, user=owner) as o:
+        for k, v in settings.items():
+            o.execute(f"ALTER DATABASE {db} SET {k} = {v}")
+    try:
+        wait_no_writer(db)
+        # The victim (the application, a superuser here) overrides what would stop it.
+        with victim(db, options="-c role=none -c default_transaction_read_only=off -c statement_timeout=0 -c lock_timeout=0") as v:
+            fid, secret = v.execute("SELECT factor_id, secret FROM auth.enroll_totp(%s)", (uuid.uuid4(),)).fetchone()
+            for code in wrong_codes(secret, 5):
+                cid = v.execute("SELECT challenge_id FROM auth.create_challenge(%s, %s)", (fid, "192.0.2.3")).fetchone()[0]
+                assert v.execute("SELECT auth.verify_challenge(%s, %s, %s)", (cid, code, "192.0.2.3")).fetchone()[0] is False
+        found = audit_rows(db, fid, wait_for=5)
+        with connect(db, options=SAFE) as c:
+            lost = c.execute("SELECT count(*) FROM auth.mfa_audit_log WHERE event = 'audit_events_lost'").fetchone()[0]
+            writer = c.execute("SELECT usename FROM pg_stat_activity WHERE backend_type = 'mfa_auth audit writer' AND datname = %s",
+                               (db,)).fetchall()
+        print(f"\n  with the owner's {sorted(settings)}: {len(found)} of 5 failures written, {lost} loss rows, writer {writer}")
+        assert len(found) == 5
+        assert shots(db)[0] == 0
+    finally:
+        with connect(db, user=owner, options=SAFE) as o:
+            for k in settings:
+                o.execute(f"ALTER DATABASE {db} RESET {k}")
+
+
 def test_the_owner_cannot_reach_the_extensions_settings_tables_or_schema(tenant):
     """What held in the review, kept: the owner sets no mfa_auth.* setting in any way, writes
     and reads none of the extension's tables, and creates nothing in schema auth."""
