@@ -10,7 +10,7 @@ use mfa_auth::webauthn::b64url;
 use mfa_auth::webauthn::ceremony::{self, Ceremony, SessionData, StoredCredential};
 
 #[allow(dead_code)]
-#[path = "../src/webauthn/w3c_vectors.rs"]
+#[path = "../core/src/webauthn/w3c_vectors.rs"]
 mod w3c_vectors;
 
 fn time_us<F: FnMut()>(iters: u32, mut f: F) -> f64 {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test level of mfa_auth and prints a summary; exits non-zero on any failure.
-#   0. lint                                           (cargo fmt --check, cargo clippy -D warnings)
-#   1. pure-Rust unit tests                           (cargo test --lib, #[pg_test]s skipped)
+#   0. lint                                           (cargo fmt --check, cargo clippy -D warnings, fuzz targets build)
+#   1. pure-Rust unit tests                           (cargo test --workspace --lib, #[pg_test]s skipped)
 #   2. in-database #[pg_test] tests                    (cargo pgrx test pg15)
 #   3. SQL regression tests with expected output       (pg_regress, tests/pg_regress)
 #   4. end-to-end client tests over a real connection  (pytest + psycopg, tests/e2e)
@@ -59,16 +59,21 @@ cargo_counts() {
 t0=$(date +%s)
 
 # --- 0. lint ------------------------------------------------------------------------
-log "level 0: lint (cargo fmt --check; cargo clippy --all-targets -D warnings)"
+log "level 0: lint (cargo fmt --check; cargo clippy --all-targets -D warnings, the extension and its core; the fuzz targets build)"
 lint_failed=0
 cargo fmt --check >"$work/fmt.log" 2>&1 || { lint_failed=$((lint_failed + 1)); head -n 40 "$work/fmt.log"; }
 cargo clippy --all-targets --features pg_test -- -D warnings >"$work/clippy.log" 2>&1 \
   || { lint_failed=$((lint_failed + 1)); grep -E '^(error|warning)' -A6 "$work/clippy.log" | head -n 60; }
-record lint $((2 - lint_failed)) "$lint_failed"
+cargo clippy -p mfa_auth_core --all-targets -- -D warnings >"$work/clippy-core.log" 2>&1 \
+  || { lint_failed=$((lint_failed + 1)); grep -E '^(error|warning)' -A6 "$work/clippy-core.log" | head -n 60; }
+# The fuzz targets (their own workspace, fuzz/) compile against the core: checked, not fuzzed.
+(cd fuzz && cargo check --bins) >"$work/fuzz-check.log" 2>&1 \
+  || { lint_failed=$((lint_failed + 1)); grep -E '^(error|warning)' -A6 "$work/fuzz-check.log" | head -n 60; }
+record lint $((4 - lint_failed)) "$lint_failed"
 
 # --- 1. unit tests -----------------------------------------------------------------
-log "level 1: pure-Rust unit tests (cargo test --lib)"
-cargo test --lib --no-fail-fast -- --skip tests::pg_ 2>&1 | tee "$work/unit.log" | grep -E '^(test |error|warning: unused)' | grep -v ' ok$' || true
+log "level 1: pure-Rust unit tests (cargo test --workspace --lib: the core crate needs no Postgres)"
+cargo test --workspace --lib --no-fail-fast -- --skip tests::pg_ 2>&1 | tee "$work/unit.log" | grep -E '^(test |error|warning: unused)' | grep -v ' ok$' || true
 read -r p f < <(cargo_counts "$work/unit.log")
 grep -q '^test result:' "$work/unit.log" || f=$((f + 1))
 record unit "$p" "$f"

@@ -2,7 +2,8 @@
 //!
 //! This file is glue only: the module magic, the module tree and the order in
 //! which hand-written SQL (`sql/`) and generated function definitions are loaded.
-//! The protocol core lives in [`otp`] and never touches pgrx.
+//! The protocol core is the crate `mfa_auth_core` (core/), which has no pgrx dependency;
+//! its modules are re-exported here as [`otp`] and [`webauthn`].
 
 use pgrx::prelude::*;
 
@@ -19,7 +20,6 @@ mod factors;
 mod guc;
 mod hooks;
 mod ids;
-pub mod otp;
 mod otp_sql;
 mod recovery_codes;
 mod secrets;
@@ -27,8 +27,9 @@ mod self_service;
 mod session;
 mod spi_util;
 mod sql_types;
-pub mod webauthn;
 mod webauthn_sql;
+
+pub use mfa_auth_core::{otp, webauthn};
 
 // Schema objects first: types, tables, indexes (readable SQL in sql/).
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);

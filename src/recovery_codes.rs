@@ -2,7 +2,7 @@
 //! user's authenticator is lost. As in Supabase Auth, the set belongs to a `recovery_code`
 //! factor of the user (created verified), so a claim earned with a code is bound to that
 //! factor like every MFA claim, and removing the factor (or the user's last real factor)
-//! removes the set. The code format and hashing are in the pure core (src/otp/recovery.rs).
+//! removes the set. The code format and hashing are in the pure core (core/src/otp/recovery.rs).
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;

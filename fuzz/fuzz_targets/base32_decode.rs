@@ -1,7 +1,7 @@
 #![no_main]
 //! Any bytes: decoding never panics, and whatever decodes re-encodes to the same bytes.
 use libfuzzer_sys::fuzz_target;
-use mfa_auth_fuzz::otp::base32;
+use mfa_auth_core::otp::base32;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

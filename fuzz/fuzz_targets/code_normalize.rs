@@ -2,7 +2,7 @@
 //! Any text as a code: normalisation never panics; a normalised code is exactly `digits` ASCII
 //! digits; verification of it never panics and only matches inside the window.
 use libfuzzer_sys::fuzz_target;
-use mfa_auth_fuzz::otp::hotp::{normalize_code, verify_totp, Algorithm, OtpParams};
+use mfa_auth_core::otp::hotp::{normalize_code, verify_totp, Algorithm, OtpParams};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&d, rest)) = data.split_first() else { return };

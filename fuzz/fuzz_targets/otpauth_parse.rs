@@ -1,7 +1,7 @@
 #![no_main]
 //! Any text: parsing never panics, and a parsed TOTP URI rebuilds into one that parses the same.
 use libfuzzer_sys::fuzz_target;
-use mfa_auth_fuzz::otp::uri::{self, Kind};
+use mfa_auth_core::otp::uri::{self, Kind};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

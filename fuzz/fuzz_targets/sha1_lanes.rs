@@ -2,7 +2,7 @@
 //! Any bytes as 1 to 4 lanes of (state, block): the side-by-side compression (SHA-NI when the
 //! CPU has it) equals the `sha1` crate's, lane by lane.
 use libfuzzer_sys::fuzz_target;
-use mfa_auth_fuzz::otp::sha1_lanes;
+use mfa_auth_core::otp::sha1_lanes;
 
 fn lanes<const L: usize>(data: &[u8]) {
     let mut states = [[0u32; 5]; L];

@@ -2,8 +2,8 @@
 //! Any bytes, as a browser's credential JSON (both ceremonies), as authenticator data and as a
 //! COSE key: parsing never panics, and whatever parses goes through the checks without a panic.
 use libfuzzer_sys::fuzz_target;
-use mfa_auth_fuzz::webauthn::ceremony::{self, Ceremony, SessionData, StoredCredential};
-use mfa_auth_fuzz::webauthn::{authdata, cose};
+use mfa_auth_core::webauthn::ceremony::{self, Ceremony, SessionData, StoredCredential};
+use mfa_auth_core::webauthn::{authdata, cose};
 
 fn session(ceremony: Ceremony) -> SessionData {
     SessionData {
