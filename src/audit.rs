@@ -658,9 +658,7 @@ fn serve(db: u32) {
             let mut q = QUEUE.exclusive();
             if !q.0.heartbeat(db, pid, crate::clock::now_us()) {
                 // Replaced by another writer: a batch not written goes back to the queue.
-                for e in &batch {
-                    q.0.push(e);
-                }
+                q.0.requeue(&batch);
                 return;
             }
             if retrying {
@@ -683,10 +681,7 @@ fn serve(db: u32) {
                 batch.clear();
             } else if shutdown || unsafe { pg_sys::ShutdownRequestPending != 0 } {
                 // Back to the queue: the postmaster saves it at the end of a clean shutdown.
-                let mut q = QUEUE.exclusive();
-                for e in &batch {
-                    q.0.push(e);
-                }
+                QUEUE.exclusive().0.requeue(&batch);
                 batch.clear();
             } else {
                 warning!("mfa_auth audit writer: {n} events of database {db} not written yet; trying again");

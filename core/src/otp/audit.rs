@@ -578,12 +578,22 @@ impl<const N: usize> Queue<N> {
         (all, losses)
     }
 
-    /// Puts back what [`Queue::drain_all`] took (at the next start): events where there is
-    /// room (the rest counted as lost), losses added to their database's.
-    pub fn restore(&mut self, entries: &[Entry], losses: &[Losses]) {
+    /// Puts back events that were queued before (a writer's batch it could not write, what a
+    /// shutdown saved): where there is room (the rest counted as lost), not counted in
+    /// `pushed` again, and marked for [`Queue::orphaned`] in case no writer runs for them.
+    pub fn requeue(&mut self, entries: &[Entry]) {
+        let pushed = self.pushed;
         for e in entries {
             self.push(e);
         }
+        self.pushed = pushed;
+        self.orphans = true;
+    }
+
+    /// Puts back what [`Queue::drain_all`] took (at the next start): events where there is
+    /// room (the rest counted as lost), losses added to their database's.
+    pub fn restore(&mut self, entries: &[Entry], losses: &[Losses]) {
+        self.requeue(entries);
         for l in losses {
             for (event, outcome, n) in l.kinds() {
                 self.lose_kind(l.database, event as u8, outcome.map(|o| o as u8), n);
@@ -1003,6 +1013,27 @@ mod tests {
         assert_eq!(p["traits"]["reason"], "wrongcodex");
         assert!(p.get("session_id").is_none());
         assert_eq!(e.ip_of(), Some("192.0.2.1"));
+    }
+
+    #[test]
+    fn requeued_events_are_not_counted_twice_and_what_finds_no_room_is_lost() {
+        let mut q: Box<Queue<4>> = Box::default();
+        for n in 0..3 {
+            assert!(q.push(&ev(1, n)));
+        }
+        let mut batch = Vec::new();
+        q.take(1, 3, &mut batch);
+        assert!(q.push(&ev(2, 9)) && q.push(&ev(2, 10)));
+        // The writer of 1 could not write its batch: back to the queue, one without room.
+        q.requeue(&batch);
+        let (used, pushed, _) = q.usage();
+        assert_eq!((used, pushed), (4, 5));
+        let l = q.take_losses(1).expect("counted in its database");
+        assert_eq!(l.kinds(), vec![(Event::Verification, Some(Outcome::Failure), 1)]);
+        assert!(q.may_have_orphans());
+        let mut out = Vec::new();
+        q.take(1, 8, &mut out);
+        assert_eq!(out.iter().map(|e| e.id[0]).collect::<Vec<_>>(), vec![0, 1]);
     }
 
     #[test]
