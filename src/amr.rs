@@ -3,9 +3,9 @@
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 
-use crate::error::{raise, required, MfaError, OrRaise};
-use crate::factor_types::FactorType;
-use crate::spi_util::{run, Stmt};
+use crate::pg::error::{raise, MfaError, OrRaise};
+use crate::pg::spi::{run, Stmt};
+use mfa_auth_core::factor_type::FactorType;
 
 /// The method names Supabase Auth records (and `sso/saml`'s spelling of SSO).
 pub const KNOWN_METHODS: &[&str] = &[
@@ -27,41 +27,46 @@ pub const KNOWN_METHODS: &[&str] = &[
     "mfa/recovery_code",
 ];
 
-/// Whether `method` is an MFA method (one a factor type earns): recorded only by a
-/// successful verification, bound to the factor that earned it.
-fn is_mfa_method(method: &str) -> bool {
-    FactorType::ALL.iter().any(|t| t.amr_method() == method)
-}
-
-const UPSERT_CLAIM: Stmt = Stmt {
-    sql: "INSERT INTO auth.mfa_amr_claims AS a (id, session_id, authentication_method, created_at, updated_at)
-          VALUES ($3, $1, $2, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp())
+/// The one upsert of a session's claim of a method, for record_amr and for every successful
+/// verification (src/verification/record.rs): `$rows` selects (id, session_id,
+/// authentication_method, created_at, updated_at); an existing claim of the session and
+/// method only has its `updated_at` moved.
+macro_rules! claim_upsert {
+    ($rows:literal, $returning:literal) => {
+        concat!(
+            "INSERT INTO auth.mfa_amr_claims AS a (id, session_id, authentication_method, created_at, updated_at)
+          ",
+            $rows,
+            "
           ON CONFLICT ON CONSTRAINT mfa_amr_claims_session_id_authentication_method_pkey
           DO UPDATE SET updated_at = excluded.updated_at
-          RETURNING a.id",
+          RETURNING ",
+            $returning
+        )
+    };
+}
+pub(crate) use claim_upsert;
+
+const UPSERT_CLAIM: Stmt = Stmt {
+    sql: claim_upsert!("VALUES ($3, $1, $2, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp())", "a.id"),
     args: &[pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::UUIDOID],
 };
 
 /// Records that a session completed a (non-MFA) authentication method: a new claim, or the
 /// existing one's `updated_at` moved to now. Returns the claim id. MFA methods are refused:
 /// a claim of one without the factor that earned it would make no one aal2.
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn record_amr(session_id: Option<pgrx::Uuid>, authentication_method: Option<&str>) -> pgrx::Uuid {
-    crate::error::require_writable("auth.record_amr()");
-    let session_id = required(session_id, "session_id");
-    let method = required(authentication_method, "authentication_method");
+pub fn record(session_id: pgrx::Uuid, method: &str) -> pgrx::Uuid {
     if !KNOWN_METHODS.contains(&method) {
         raise(MfaError::invalid(
             "authentication_method",
             format!("unknown method; known methods are {}", KNOWN_METHODS.join(", ")),
         ));
     }
-    if is_mfa_method(method) {
+    if FactorType::is_mfa_method(method) {
         raise(MfaError::MfaMethodNotRecordable(method.to_owned()));
     }
     let id = Spi::connect_mut(|client| {
-        let args: [DatumWithOid; 3] = [session_id.into(), method.into(), crate::ids::uuid_v7().into()];
+        let args: [DatumWithOid; 3] = [session_id.into(), method.into(), crate::pg::ids::uuid_v7().into()];
         run(client, &UPSERT_CLAIM, &args).first().get::<pgrx::Uuid>(1).or_raise().expect("RETURNING id")
     });
     crate::session::claims_changed();

@@ -1,5 +1,5 @@
 //! Failed-attempt limits that survive ROLLBACK: the pgrx shell around
-//! [`crate::otp::attempts`].
+//! [`mfa_auth_core::attempts`].
 //!
 //! When the library is in `shared_preload_libraries`, a bounded attempt table lives in
 //! shared memory behind one LWLock: a failure counts there the moment it happens, so a
@@ -16,9 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
 
-use crate::error::{raise, MfaError};
-use crate::guc;
-use crate::otp::attempts::{count_failure, Admission, AttemptTable, Counted, Limits};
+use crate::pg::error::{raise, MfaError};
+use mfa_auth_core::attempts::{count_failure, Admission, AttemptTable, Counted, Limits};
 
 /// Factors tracked at once (× 48 bytes of shared memory, about 384 kB).
 pub const SLOTS: usize = 8192;
@@ -40,7 +39,7 @@ static DURABLE: AtomicBool = AtomicBool::new(false);
 fn random_key() -> [u64; 2] {
     let mut bytes = [0u8; 16];
     if let Err(e) = crate::otp::secret::random_bytes(&mut bytes) {
-        crate::error::raise(crate::error::MfaError::Otp(e));
+        crate::pg::error::raise(crate::pg::error::MfaError::Otp(e));
     }
     let (a, b) = bytes.split_at(8);
     [u64::from_le_bytes(a.try_into().expect("8 bytes")), u64::from_le_bytes(b.try_into().expect("8 bytes"))]
@@ -61,14 +60,14 @@ pub fn durable() -> bool {
 
 fn limits() -> Limits {
     Limits {
-        max_failures: u32::try_from(guc::MAX_FAILED_ATTEMPTS.get()).unwrap_or(1),
-        lockout_us: i64::from(guc::LOCKOUT_DURATION.get()) * 1_000_000,
+        max_failures: u32::try_from(crate::settings::max_failed_attempts()).unwrap_or(1),
+        lockout_us: i64::from(crate::settings::lockout_duration()) * 1_000_000,
     }
 }
 
 /// Whether the shared table holds a lock on `factor` that has not run out.
 pub fn locked(factor: &[u8; 16]) -> bool {
-    durable() && TABLE.share().0.locked_until(factor, crate::clock::now_us()).is_some()
+    durable() && TABLE.share().0.locked_until(factor, crate::pg::clock::now_us()).is_some()
 }
 
 /// Counts one failure of `factor` on top of `persisted` (its row's count), in shared
@@ -76,10 +75,10 @@ pub fn locked(factor: &[u8; 16]) -> bool {
 ///
 /// Verification calls this *before* it evaluates a code and clears the count on success,
 /// so whatever happens after (a wrong code, an error, a ROLLBACK) the attempt is counted.
-/// When the shared table has no room that it may take (see [`crate::otp::attempts`]),
+/// When the shared table has no room that it may take (see [`mfa_auth_core::attempts`]),
 /// nothing is evaluated: 53400, fail closed.
 pub fn record_failure(factor: &[u8; 16], persisted: u32) -> Counted {
-    let now = crate::clock::now_us();
+    let now = crate::pg::clock::now_us();
     if !durable() {
         return count_failure(persisted, now, limits());
     }
@@ -121,37 +120,8 @@ pub fn require_durable_or_autocommit(function: &'static str) {
 /// What auth.attempt_tracking() reports: whether counts survive ROLLBACK, the shared
 /// table's capacity, entries in use, evictions so far, and verifications refused because
 /// their window held only protected entries.
-fn tracking() -> (bool, i32, i32, i64, i64) {
+pub fn tracking() -> (bool, i32, i32, i64, i64) {
     let (used, evicted, refused) = if durable() { TABLE.share().0.usage() } else { (0, 0, 0) };
     let capacity = if durable() { SLOTS as i32 } else { 0 };
     (durable(), capacity, used as i32, evicted as i64, refused as i64)
-}
-
-/// Shows how failed attempts are tracked (see [`tracking`]). Since 0.2.0 (with `refusals`);
-/// its C symbol is new, so that 0.1.0's definition keeps its own (below).
-#[pg_extern(volatile, security_definer, name = "attempt_tracking")]
-#[search_path(pg_catalog, pg_temp)]
-fn attempt_tracking_v2() -> TableIterator<
-    'static,
-    (
-        name!(survives_rollback, bool),
-        name!(capacity, i32),
-        name!(tracked_factors, i32),
-        name!(evictions, i64),
-        name!(refusals, i64),
-    ),
-> {
-    TableIterator::once(tracking())
-}
-
-/// 0.1.0's auth.attempt_tracking() (four columns), still exported under its C symbol
-/// `attempt_tracking_wrapper`: a database on 0.1.0's SQL calls it until `ALTER EXTENSION
-/// mfa_auth UPDATE` replaces the definition (sql/mfa_auth--0.1.0--0.2.0.sql). Not in 0.2.0's SQL.
-#[pg_extern(sql = false)]
-fn attempt_tracking() -> TableIterator<
-    'static,
-    (name!(survives_rollback, bool), name!(capacity, i32), name!(tracked_factors, i32), name!(evictions, i64)),
-> {
-    let (durable, capacity, used, evicted, _) = tracking();
-    TableIterator::once((durable, capacity, used, evicted))
 }

@@ -1,4 +1,4 @@
-//! The audit trail (auth.mfa_audit_log): the pgrx shell around [`crate::otp::audit`].
+//! The audit trail (auth.mfa_audit_log): the pgrx shell around [`mfa_auth_core::audit`].
 //!
 //! Two kinds of events, two paths:
 //! - [`now`]: failures and refusals. They must survive the caller's ROLLBACK (an attacker who
@@ -30,10 +30,9 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
 
-use crate::error::{raise, required, MfaError, OrRaise};
-use crate::guc;
-pub use crate::otp::audit::{Entry, Event, Outcome, Traits};
-use crate::otp::audit::{Queue, Start};
+use crate::pg::error::{raise, MfaError, OrRaise};
+pub use mfa_auth_core::audit::{Entry, Event, Outcome, Traits};
+use mfa_auth_core::audit::{Queue, Start};
 
 /// Events the shared queue holds (× 344 bytes, about 350 kB of shared memory). pgrx builds the
 /// initial value on the postmaster's stack, several copies deep: a queue of megabytes there
@@ -113,7 +112,7 @@ fn restore_saved() {
     let Some(path) = saved_path() else { return };
     let Ok(bytes) = std::fs::read(&path) else { return };
     let _ = std::fs::remove_file(&path);
-    match crate::otp::audit::decode_saved(&bytes) {
+    match mfa_auth_core::audit::decode_saved(&bytes) {
         Some((entries, losses)) => {
             QUEUE.exclusive().0.restore(&entries, &losses);
             let lost: u32 = losses.iter().map(|l| l.total()).sum();
@@ -134,14 +133,14 @@ unsafe extern "C-unwind" fn save_at_exit(code: core::ffi::c_int, _arg: pg_sys::D
     if code != 0 {
         return;
     }
-    crate::guc::hook_body((), || {
+    crate::pg::guard::hook_body((), || {
         let (entries, losses) = QUEUE.exclusive().0.drain_all();
         if entries.is_empty() && losses.is_empty() {
             return;
         }
         let Some(path) = saved_path() else { return };
         let tmp = path.with_extension("queue.tmp");
-        let bytes = crate::otp::audit::encode_saved(&entries, &losses);
+        let bytes = mfa_auth_core::audit::encode_saved(&entries, &losses);
         let written = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &path));
         match written {
             Ok(()) => {
@@ -178,13 +177,13 @@ pub fn init() {
     unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut core::ffi::c_void) {
         use pg_sys::XactEvent::*;
         match event {
-            XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => crate::guc::hook_body((), flush_pending),
+            XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => crate::pg::guard::hook_body((), flush_pending),
             // A prepared transaction may still be rolled back (ROLLBACK PREPARED), perhaps
             // from another session, long after: its events are inserted into the trail inside
             // it, so they commit, or vanish, with it.
             XACT_EVENT_PRE_PREPARE => pre_prepare(),
             XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE => {
-                crate::guc::hook_body((), clear_pending)
+                crate::pg::guard::hook_body((), clear_pending)
             }
             _ => {}
         }
@@ -197,7 +196,7 @@ pub fn init() {
     ) {
         if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
             // Subtransaction ids grow: this one's events and its children's are >= my.
-            crate::guc::hook_body((), || {
+            crate::pg::guard::hook_body((), || {
                 PENDING.with(|p| p.borrow_mut().retain(|(s, _)| *s < my));
                 OVERFLOW.with(|o| o.borrow_mut().retain(|(s, ..)| *s < my));
             });
@@ -218,7 +217,7 @@ pub fn bytes(u: pgrx::Uuid) -> [u8; 16] {
 pub fn event(event: Event) -> Entry {
     // SAFETY: a plain read of a backend global.
     let db = unsafe { pg_sys::MyDatabaseId }.to_u32();
-    Entry::new(event, db, crate::clock::now_us(), *crate::ids::uuid_v7().as_bytes())
+    Entry::new(event, db, crate::pg::clock::now_us(), *crate::pg::ids::uuid_v7().as_bytes())
         .role(&crate::session::caller_role())
 }
 
@@ -227,7 +226,7 @@ pub fn factor_event(
     event: Event,
     user: pgrx::Uuid,
     factor: pgrx::Uuid,
-    factor_type: crate::factor_types::FactorType,
+    factor_type: mfa_auth_core::factor_type::FactorType,
 ) -> Entry {
     self::event(event).user(Some(bytes(user))).factor(Some(bytes(factor))).factor_type(factor_type.sql_name())
 }
@@ -247,7 +246,7 @@ impl EntryExt for Entry {
 }
 
 fn enabled() -> bool {
-    guc::AUDIT.get()
+    crate::settings::audit()
 }
 
 /// Records `e` whatever happens to the caller's transaction (failures, refusals).
@@ -328,7 +327,7 @@ fn insert_pending_in_transaction() {
     // SAFETY: a plain read of a backend global.
     let db = unsafe { pg_sys::MyDatabaseId }.to_u32();
     if !overflow.is_empty() {
-        let mut l = crate::otp::audit::Losses::default();
+        let mut l = mfa_auth_core::audit::Losses::default();
         for (_, _, ev, outcome, n) in &overflow {
             l.count(*ev, *outcome, *n);
         }
@@ -353,7 +352,7 @@ fn push(db: u32, events: &[Entry]) {
             q.0.push(e);
         }
         let wake = if q.0.usage().0 >= CAPACITY / 4 { q.0.worker_pid(db) } else { None };
-        (q.0.start_worker(db, crate::clock::now_us()), wake, q.0.may_have_orphans())
+        (q.0.start_worker(db, crate::pg::clock::now_us()), wake, q.0.may_have_orphans())
     };
     if let Some(pid) = wake {
         // SAFETY: BackendPidGetProc takes ProcArrayLock and returns NULL for a pid that is gone;
@@ -402,7 +401,7 @@ fn register_writer(db: u32) {
 fn claim_orphan() -> Option<u32> {
     let mut q = QUEUE.exclusive();
     match q.0.orphaned() {
-        Some(db) if q.0.start_worker(db, crate::clock::now_us()) == Start::StartOne => Some(db),
+        Some(db) if q.0.start_worker(db, crate::pg::clock::now_us()) == Start::StartOne => Some(db),
         _ => None,
     }
 }
@@ -446,7 +445,7 @@ fn write(client: &mut pgrx::spi::SpiClient<'_>, events: &[Entry]) {
     let sessions: Vec<Option<pgrx::Uuid>> = events.iter().map(|e| uuid(e.session_of())).collect();
     let ips: Vec<Option<pgrx::Inet>> = events.iter().map(|e| e.ip_of().map(|s| pgrx::Inet(s.to_string()))).collect();
     let log_lines: Vec<String> =
-        if guc::AUDIT_LOG_SERVER.get() { payloads.iter().map(|p| p.to_string()).collect() } else { Vec::new() };
+        if crate::settings::audit_log_server() { payloads.iter().map(|p| p.to_string()).collect() } else { Vec::new() };
     let json: Vec<pgrx::JsonB> = payloads.into_iter().map(pgrx::JsonB).collect();
     let args: [DatumWithOid; 9] = [
         ids.into(),
@@ -469,7 +468,7 @@ fn write(client: &mut pgrx::spi::SpiClient<'_>, events: &[Entry]) {
 /// caller's transaction, as the table's owner (the caller may be any role: a PREPARE runs no
 /// function of the extension), under the pinned search_path.
 fn insert_here(events: &[Entry]) {
-    crate::spi_util::pinned(|| {
+    crate::pg::schema::pinned(|| {
         Spi::connect_mut(|client| {
             // A database still on 0.2.0's SQL (before ALTER EXTENSION mfa_auth UPDATE) has no
             // trail. The table's OID is kept for the backend and checked in the relation cache
@@ -611,7 +610,7 @@ fn serve(db: u32) {
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(db)), None);
     // SAFETY: a plain read of a backend global.
     let pid = unsafe { pg_sys::MyProcPid };
-    if !QUEUE.exclusive().0.worker_started(db, pid, crate::clock::now_us()) {
+    if !QUEUE.exclusive().0.worker_started(db, pid, crate::pg::clock::now_us()) {
         return; // another writer runs for this database
     }
     // The extension may have been dropped (or not updated to 0.3.0) since the events were queued.
@@ -629,7 +628,7 @@ fn serve(db: u32) {
         .ok()
         .flatten();
         if owner.is_some() {
-            Spi::connect(crate::spi_util::check_schema);
+            Spi::connect(crate::pg::schema::check_schema);
         }
     });
     let Some(owner) = owner else {
@@ -656,7 +655,7 @@ fn serve(db: u32) {
         let retrying = !batch.is_empty();
         let (losses, lost) = {
             let mut q = QUEUE.exclusive();
-            if !q.0.heartbeat(db, pid, crate::clock::now_us()) {
+            if !q.0.heartbeat(db, pid, crate::pg::clock::now_us()) {
                 // Replaced by another writer: a batch not written goes back to the queue.
                 q.0.requeue(&batch);
                 return;
@@ -697,7 +696,7 @@ fn serve(db: u32) {
         }
         if since_retention >= RETENTION_EVERY {
             since_retention = Duration::ZERO;
-            let keep = guc::AUDIT_RETENTION.get();
+            let keep = crate::settings::audit_retention();
             if keep > 0 {
                 in_transaction("the retention cleanup", || {
                     crate::session::as_owner(owner, || {
@@ -734,7 +733,7 @@ fn serve(db: u32) {
 /// resolves its statements' names to the owner's objects (code run as a superuser). Set with
 /// the highest source (PGC_S_OVERRIDE), so a reload of the configuration files keeps them.
 const WRITER_SETTINGS: &[(&core::ffi::CStr, &core::ffi::CStr)] = &[
-    (c"search_path", crate::spi_util::SEARCH_PATH),
+    (c"search_path", crate::pg::schema::SEARCH_PATH),
     (c"role", c"none"),
     (c"default_transaction_read_only", c"off"),
     (c"default_transaction_isolation", c"read committed"),
@@ -830,7 +829,7 @@ fn wait(d: Duration) {
 /// many (traits: events, lost_event, lost_outcome); and one for the losses whose database
 /// could not be kept (more databases losing events at once than the queue keeps counts for:
 /// `database_unknown`, recorded by whichever writer finds them).
-fn loss_events(db: u32, losses: Option<crate::otp::audit::Losses>, unknown: u64) -> Vec<Entry> {
+fn loss_events(db: u32, losses: Option<mfa_auth_core::audit::Losses>, unknown: u64) -> Vec<Entry> {
     let mut out: Vec<Entry> = losses
         .map(|l| l.kinds())
         .unwrap_or_default()
@@ -853,31 +852,27 @@ fn loss_events(db: u32, losses: Option<crate::otp::audit::Losses>, unknown: u64)
 }
 
 fn event_of_worker(e: Event, db: u32) -> Entry {
-    Entry::new(e, db, crate::clock::now_us(), *crate::ids::uuid_v7().as_bytes()).role("mfa_auth audit writer")
+    Entry::new(e, db, crate::pg::clock::now_us(), *crate::pg::ids::uuid_v7().as_bytes()).role("mfa_auth audit writer")
 }
 
 /// Deletes audit rows older than `older_than` (default: mfa_auth.audit_retention; nothing when
 /// that is 0), at most `batch_size` of them, along the created_at index (cost O(deleted));
 /// returns how many.
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn cleanup_audit_log(older_than: default!(Option<Interval>, "NULL"), batch_size: default!(Option<i32>, 1000)) -> i64 {
-    crate::error::require_writable("auth.cleanup_audit_log()");
-    let batch = required(batch_size, "batch_size");
+pub fn cleanup(older_than: Option<Interval>, batch: i32) -> i64 {
     if !(1..=1_000_000).contains(&batch) {
         raise(MfaError::invalid("batch_size", "must be between 1 and 1000000"));
     }
     // Without an argument the setting decides, and mfa_auth.audit_retention = 0 keeps every row.
     let older_than = match older_than {
         Some(i) => i,
-        None if guc::AUDIT_RETENTION.get() == 0 => return 0,
-        None => Interval::from_seconds(f64::from(guc::AUDIT_RETENTION.get())),
+        None if crate::settings::audit_retention() == 0 => return 0,
+        None => Interval::from_seconds(f64::from(crate::settings::audit_retention())),
     };
     if older_than.as_micros() < 0 {
         raise(MfaError::invalid("older_than", "must not be negative"));
     }
     let deleted = Spi::connect_mut(|client| {
-        crate::spi_util::check_schema(client);
+        crate::pg::schema::check_schema(client);
         delete_older(client, older_than, batch)
     });
     at_commit(event(Event::Cleanup).traits(&Traits::new().int("audit_rows", deleted)));
@@ -887,19 +882,7 @@ fn cleanup_audit_log(older_than: default!(Option<Interval>, "NULL"), batch_size:
 /// How the audit trail runs: whether failures survive ROLLBACK (the library is preloaded),
 /// the shared queue's capacity, events queued now, queued since the server started, lost
 /// (no room) and not yet recorded, and the writers running.
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn audit_status() -> TableIterator<
-    'static,
-    (
-        name!(survives_rollback, bool),
-        name!(capacity, i32),
-        name!(queued, i32),
-        name!(queued_total, i64),
-        name!(lost, i64),
-        name!(writers, i32),
-    ),
-> {
+pub fn status() -> (bool, i32, i32, i64, i64, i32) {
     let shared = SHARED.load(Ordering::Relaxed);
     let (queued, total, lost, writers) = if shared {
         let q = QUEUE.share();
@@ -908,5 +891,5 @@ fn audit_status() -> TableIterator<
     } else {
         (0, 0, 0, 0)
     };
-    TableIterator::once((shared, if shared { CAPACITY as i32 } else { 0 }, queued, total, lost, writers))
+    (shared, if shared { CAPACITY as i32 } else { 0 }, queued, total, lost, writers)
 }

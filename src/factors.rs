@@ -1,14 +1,18 @@
-//! Enrolling and removing factors.
+//! Enrolling, unlocking and removing factors, for a given user (service code) and for the
+//! current one (self-service: every statement restricted to auth.uid(); once the user has a
+//! verified factor, enrolling another or removing a verified one needs a session that is aal2
+//! for the user, as in Supabase Auth).
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 use crate::audit::{self, Event, Traits};
-use crate::error::{raise, required, MfaError, OrRaise};
-use crate::factor_types::FactorType;
-use crate::otp::{phone::is_e164, qr, secret, uri, OtpParams};
-use crate::spi_util::{fresh_row, lock_user, run, Stmt};
+use crate::factor_kinds::{parse_type, FactorType};
+use crate::otp::{qr, secret, uri, OtpParams};
+use crate::pg::error::{raise, MfaError, OrRaise};
+use crate::pg::spi::{fresh_row, lock_user, run, Stmt};
+use mfa_auth_core::phone::is_e164;
 
 /// Supabase Auth's limit.
 pub const MAX_FACTORS_PER_USER: i64 = 10;
@@ -201,47 +205,20 @@ pub fn enroll_totp_for(
     // Build the URI before inserting: a bad issuer/account fails with no row written.
     let uri = uri::build_totp(&secret, account, issuer, params.algorithm, params.digits, params.period).or_raise();
     let qr = qr::to_text(&uri, false).or_raise();
-    let id = crate::ids::new_factor_id();
+    let id = crate::pg::ids::new_factor_id();
     // Stored sealed with the current key of mfa_auth.encryption_keys (plaintext without one).
     let stored = crate::secrets::seal_new(&id, &secret);
     insert_factor(id, user_id, friendly_name, FactorType::Totp, Some(&stored), None);
     (id, secret, uri, qr)
 }
 
-/// Enrolls a new, unverified TOTP factor with a fresh 20-byte secret. Returns the
-/// secret once, with its otpauth URI and a QR code of it that draws in psql.
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn enroll_totp(
-    user_id: Option<pgrx::Uuid>,
-    friendly_name: default!(Option<&str>, "NULL"),
-    issuer: default!(Option<&str>, "NULL"),
-    account_name: default!(Option<&str>, "NULL"),
-) -> TableIterator<'static, (name!(factor_id, pgrx::Uuid), name!(secret, String), name!(uri, String), name!(qr, String))>
-{
-    crate::error::require_writable("auth.enroll_totp()");
-    let user_id = required(user_id, "user_id");
-    let user_text = user_id.to_string();
-    let (id, secret, uri, qr) = enroll_totp_for(user_id, friendly_name, issuer, account_name, &user_text);
-    TableIterator::once((id, secret, uri, qr))
-}
-
 /// Enrolls a new, unverified phone factor for an E.164 number.
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn enroll_phone(
-    user_id: Option<pgrx::Uuid>,
-    phone: Option<&str>,
-    friendly_name: default!(Option<&str>, "NULL"),
-) -> pgrx::Uuid {
-    crate::error::require_writable("auth.enroll_phone()");
-    let user_id = required(user_id, "user_id");
-    let phone = required(phone, "phone");
+pub fn enroll_phone(user_id: pgrx::Uuid, phone: &str, friendly_name: Option<&str>) -> pgrx::Uuid {
     check_friendly_name(friendly_name);
     if !is_e164(phone) {
         raise(MfaError::invalid("phone", "must be an E.164 number: '+', country code and number, 15 digits at most"));
     }
-    insert_factor(crate::ids::new_factor_id(), user_id, friendly_name, FactorType::Phone, None, Some(phone))
+    insert_factor(crate::pg::ids::new_factor_id(), user_id, friendly_name, FactorType::Phone, None, Some(phone))
 }
 
 /// Removes a factor with everything it granted: the one implementation behind
@@ -268,7 +245,7 @@ pub fn unenroll(factor_id: pgrx::Uuid, allow: impl FnOnce(&mut SpiClient<'_>, pg
         // set is removed with the last factor below instead of outliving it.
         lock_user(client, owner);
         allow(client, owner, verified);
-        audit_unenrolled(factor_id, run(client, crate::challenges::for_schema(&UNENROLL, &UNENROLL_0_1), &args));
+        audit_unenrolled(factor_id, run(client, crate::pg::schema::for_schema(&UNENROLL, &UNENROLL_0_1), &args));
         // Removing the user's last verified factor removes their recovery codes too.
         let orphaned: Option<pgrx::Uuid> =
             fresh_row(client, &ORPHANED_RECOVERY_CODES, &[owner.into()], |row| row.get(1));
@@ -298,7 +275,7 @@ fn audit_unenrolled(factor_id: pgrx::Uuid, row: pgrx::spi::SpiTupleTable<'_>) {
     }
     let row = row.first();
     let user: pgrx::Uuid = row.get(1).or_raise().expect("user_id");
-    let factor_type = FactorType::parse(&row.get::<String>(2).or_raise().unwrap_or_default());
+    let factor_type = parse_type(&row.get::<String>(2).or_raise().unwrap_or_default());
     let claims: i64 = row.get(3).or_raise().unwrap_or(0);
     audit::at_commit(audit::factor_event(Event::FactorUnenrolled, user, factor_id, factor_type));
     if claims > 0 {
@@ -307,15 +284,6 @@ fn audit_unenrolled(factor_id: pgrx::Uuid, row: pgrx::spi::SpiTupleTable<'_>) {
                 .traits(&Traits::new().int("claims", claims)),
         );
     }
-}
-
-/// Deletes a factor, its challenges, and the MFA claims it granted. Removing the user's last
-/// verified factor also deletes their recovery codes (they back a factor up).
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn unenroll_factor(factor_id: Option<pgrx::Uuid>) {
-    crate::error::require_writable("auth.unenroll_factor()");
-    unenroll(required(factor_id, "factor_id"), |_, _, _| {});
 }
 
 const UNLOCK: Stmt = Stmt {
@@ -327,11 +295,7 @@ const UNLOCK: Stmt = Stmt {
 
 /// Lifts a factor's lockout and forgets its failed attempts, in its row and in the
 /// shared-memory attempt table.
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn unlock_factor(factor_id: Option<pgrx::Uuid>) {
-    crate::error::require_writable("auth.unlock_factor()");
-    let factor_id = required(factor_id, "factor_id");
+pub fn unlock(factor_id: pgrx::Uuid) {
     let (user, factor_type) = Spi::connect_mut(|client| {
         let args: [DatumWithOid; 1] = [factor_id.into()];
         let row = run(client, &UNLOCK, &args);
@@ -340,8 +304,77 @@ fn unlock_factor(factor_id: Option<pgrx::Uuid>) {
         }
         let row = row.first();
         let user: pgrx::Uuid = row.get(1).or_raise().expect("user_id");
-        (user, FactorType::parse(&row.get::<String>(2).or_raise().unwrap_or_default()))
+        (user, parse_type(&row.get::<String>(2).or_raise().unwrap_or_default()))
     });
     audit::at_commit(audit::factor_event(Event::FactorUnlocked, user, factor_id, factor_type));
     crate::attempt_limits::clear(factor_id.as_bytes());
+}
+
+/// The caller's factors of type `$3` (at most 2 rows: enough to tell "one" from "several"),
+/// or just `$2` when given and owned by the caller.
+const MY_FACTOR: Stmt = Stmt {
+    sql: "SELECT id FROM auth.mfa_factors
+           WHERE user_id = $1 AND factor_type::text = $3 AND ($2::uuid IS NULL OR id = $2)
+           ORDER BY created_at LIMIT 2",
+    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID, pg_sys::TEXTOID],
+};
+
+/// The current user's factor of type `t` that a self-service call acts on: `factor_id` when
+/// given (and theirs), else their only one; `none` when there is none, 21000 when several.
+pub fn my_factor(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    user_id: pgrx::Uuid,
+    factor_id: Option<pgrx::Uuid>,
+    t: FactorType,
+    none: MfaError,
+) -> pgrx::Uuid {
+    let found = run(client, &MY_FACTOR, &[user_id.into(), factor_id.into(), t.sql_name().into()]);
+    match found.len() {
+        0 => raise(none),
+        1 => found.first().get(1).or_raise().expect("id"),
+        _ => raise(MfaError::SeveralFactors),
+    }
+}
+
+/// Enrolls a TOTP factor for the current user. The otpauth label is ISSUER:ACCOUNT with the
+/// current database as default issuer and the role (or user id) as account.
+pub fn enroll_my_totp(friendly_name: Option<&str>, issuer: Option<&str>) -> (pgrx::Uuid, String, String, String) {
+    let (user_id, session) = crate::session::me("auth.enroll_my_totp");
+    Spi::connect_mut(|client| require_entitled(client, user_id, session, None, "enroll another factor"));
+    let account = if crate::session::in_gateway_mode() { user_id.to_string() } else { crate::session::caller_role() };
+    let database =
+        Spi::get_one::<String>("SELECT pg_catalog.current_database()::pg_catalog.text").or_raise().unwrap_or_default();
+    let issuer = issuer.or(Some(database.as_str()));
+    enroll_totp_for(user_id, friendly_name, issuer, Some(&account), &account)
+}
+
+/// Removes one of the current user's factors (and the claims it granted); a verified one
+/// needs an aal2 session.
+pub fn unenroll_mine(factor_id: pgrx::Uuid) {
+    let (user_id, session) = crate::session::me("auth.unenroll_my_factor");
+    unenroll(factor_id, |client, owner, verified| {
+        // Another user's factor is answered like one that does not exist.
+        if owner != user_id {
+            raise(MfaError::FactorNotFound);
+        }
+        if verified {
+            require_entitled(client, user_id, session, None, "remove a verified factor");
+        }
+    });
+}
+
+/// Enrolls a new, unverified WebAuthn factor (a relying party must be configured).
+pub fn enroll_webauthn(user_id: pgrx::Uuid, friendly_name: Option<&str>) -> pgrx::Uuid {
+    check_friendly_name(friendly_name);
+    // A relying party must be configured before anyone can register (the error names the setting).
+    crate::factor_kinds::webauthn::config();
+    insert_factor(crate::pg::ids::new_factor_id(), user_id, friendly_name, FactorType::Webauthn, None, None)
+}
+
+/// Enrolls a WebAuthn factor for the current user (an aal2 session is needed once the user has
+/// a verified factor).
+pub fn enroll_my_webauthn(friendly_name: Option<&str>) -> pgrx::Uuid {
+    let (user_id, session) = crate::session::me("auth.enroll_my_webauthn");
+    Spi::connect_mut(|client| require_entitled(client, user_id, session, None, "enroll another factor"));
+    enroll_webauthn(user_id, friendly_name)
 }

@@ -9,25 +9,25 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!();
 
+// The layers, top to bottom (docs/architecture.md): the SQL functions; the verification
+// pipeline and the factor kinds it drives; the domain modules; the Postgres plumbing. The
+// pure core is the crate mfa_auth_core.
+mod api;
+
+mod factor_kinds;
+mod verification;
+
 mod amr;
 mod attempt_limits;
 mod audit;
 mod challenges;
-mod clock;
-pub mod error;
-mod factor_types;
 mod factors;
-mod guc;
-mod hooks;
-mod ids;
-mod otp_sql;
-mod recovery_codes;
+mod recovery;
 mod secrets;
-mod self_service;
 mod session;
-mod spi_util;
-mod sql_types;
-mod webauthn_sql;
+mod settings;
+
+pub mod pg;
 
 pub use mfa_auth_core::{otp, webauthn};
 
@@ -40,40 +40,42 @@ extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 #[cfg(not(feature = "pg13"))]
 extension_sql_file!("../sql/amr.sql", name = "amr", requires = ["schema"]);
 #[cfg(not(feature = "pg13"))]
-extension_sql_file!("../sql/session.sql", name = "session", requires = ["schema", "amr", session::uid]);
+extension_sql_file!("../sql/session.sql", name = "session", requires = ["schema", "amr", api::sessions::uid]);
 #[cfg(not(feature = "pg13"))]
-extension_sql_file!("../sql/recovery.sql", name = "recovery", requires = ["schema", session::uid]);
+extension_sql_file!("../sql/recovery.sql", name = "recovery", requires = ["schema", api::sessions::uid]);
 #[cfg(feature = "pg13")]
 extension_sql_file!("../sql/pg13/amr.sql", name = "amr", requires = ["schema"]);
 #[cfg(feature = "pg13")]
-extension_sql_file!("../sql/pg13/session.sql", name = "session", requires = ["schema", "amr", session::uid]);
+extension_sql_file!("../sql/pg13/session.sql", name = "session", requires = ["schema", "amr", api::sessions::uid]);
 #[cfg(feature = "pg13")]
-extension_sql_file!("../sql/pg13/recovery.sql", name = "recovery", requires = ["schema", session::uid]);
+extension_sql_file!("../sql/pg13/recovery.sql", name = "recovery", requires = ["schema", api::sessions::uid]);
 // The audit trail's table and its readers' role.
 extension_sql_file!("../sql/audit.sql", name = "audit", requires = ["schema"]);
 // Enforcement helpers for policies: auth.aal_next(), auth.mfa_satisfied().
 extension_sql_file!(
     "../sql/enforcement.sql",
     name = "enforcement",
-    requires = ["session", session::aal_next, session::aal_next_of, session::mfa_satisfied]
+    requires = ["session", api::sessions::aal_next, api::sessions::aal_next_of, api::sessions::mfa_satisfied]
 );
 // Procedures that commit per batch, calling their SECURITY DEFINER steps.
 extension_sql_file!(
     "../sql/maintenance.sql",
     name = "maintenance",
-    requires = [challenges::cleanup_challenges_batch, secrets::rotate_secrets]
+    requires = [api::admin::cleanup_challenges_batch, api::admin::rotate_secrets]
 );
 // EXECUTE grants, once every function exists.
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    error::disable_backtraces();
-    guc::init();
+    pg::error::disable_backtraces();
+    settings::init();
+    session::settings::init();
+    secrets::init();
     attempt_limits::init();
     audit::init();
     session::init();
-    hooks::install();
+    pg::utility_hook::install(session::discard_all);
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -125,7 +127,7 @@ mod tests {
     /// and the factor types are auth.factor_type's labels, in order.
     #[pg_test]
     fn sql_and_rust_agree_on_the_mfa_methods_and_factor_types() {
-        use crate::factor_types::FactorType;
+        use mfa_auth_core::factor_type::FactorType;
         let mut rust: Vec<&str> = FactorType::ALL.iter().map(|t| t.amr_method()).collect();
         rust.sort_unstable();
         let sql = Spi::get_one::<String>(

@@ -1,5 +1,5 @@
 //! TOTP secrets at rest, and the server keys derived from the master keys: the pgrx shell
-//! around [`crate::otp::sealed`].
+//! around [`mfa_auth_core::sealing`].
 //!
 //! Master keys (`key_id:base64-of-32-bytes`, the first one current) come from
 //! - `mfa_auth.encryption_keys_file` (PGC_SIGHUP, superuser-only): the path of a file of one
@@ -24,13 +24,46 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pgrx::datum::DatumWithOid;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
-use crate::error::{raise, MfaError, OrRaise};
-use crate::guc::{ENCRYPTION_KEYS, ENCRYPTION_KEYS_FILE};
-use crate::otp::sealed::{self, Keyring};
-use crate::spi_util::{run, Stmt};
+use crate::pg::error::{raise, MfaError, OrRaise};
+use crate::pg::spi::{run, Stmt};
+use mfa_auth_core::sealing::{self, Keyring};
+
+/// The master keys' settings (their hooks are below).
+static ENCRYPTION_KEYS_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static ENCRYPTION_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// Registers the master keys' settings with their check, assign and show hooks.
+pub fn init() {
+    // SAFETY: the hooks cannot panic; they only read their arguments and settings.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"mfa_auth.encryption_keys",
+            c"Deprecated: master keys that encrypt TOTP secrets at rest, in the setting itself (use mfa_auth.encryption_keys_file).",
+            c"key_id:base64-of-32-bytes, comma-separated, current key first. Its value reaches the server log when a reload changes it.",
+            &ENCRYPTION_KEYS,
+            GucContext::Suset,
+            GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+            Some(check_keys),
+            None,
+            Some(show_keys),
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"mfa_auth.encryption_keys_file",
+            c"File of the master keys that encrypt TOTP secrets and key phone-code hashes.",
+            c"One key_id:base64-of-32-bytes per line, current key first; owned by the server's OS user, mode 0600 or stricter. Re-read on reload.",
+            &ENCRYPTION_KEYS_FILE,
+            GucContext::Sighup,
+            GucFlags::SUPERUSER_ONLY,
+            Some(check_key_file),
+            Some(assign_key_file),
+            None,
+        );
+    }
+}
 
 /// Bumped by every (re)load of mfa_auth.encryption_keys_file in this process: the next use
 /// of a key re-reads the file.
@@ -59,7 +92,7 @@ pub(crate) unsafe extern "C-unwind" fn check_keys(
 ) -> bool {
     // SAFETY: Postgres passes a valid pointer to the proposed value (which may be NULL).
     let newval = unsafe { *newval };
-    crate::guc::hook_body(false, || unsafe { check_keys_body(newval, source) })
+    crate::pg::guard::hook_body(false, || unsafe { check_keys_body(newval, source) })
 }
 
 unsafe fn check_keys_body(newval: *mut core::ffi::c_char, source: pg_sys::GucSource::Type) -> bool {
@@ -85,7 +118,7 @@ unsafe fn check_keys_body(newval: *mut core::ffi::c_char, source: pg_sys::GucSou
 /// superuser (who can read the configuration files anyway), `(hidden)` for everyone else,
 /// members of pg_read_all_settings included; never NULL (see below).
 pub(crate) unsafe extern "C-unwind" fn show_keys() -> *const core::ffi::c_char {
-    crate::guc::hook_body(c"(hidden)".as_ptr(), || unsafe { show_keys_body() })
+    crate::pg::guard::hook_body(c"(hidden)".as_ptr(), || unsafe { show_keys_body() })
 }
 
 unsafe fn show_keys_body() -> *const core::ffi::c_char {
@@ -115,7 +148,7 @@ pub(crate) unsafe extern "C-unwind" fn check_key_file(
     // SAFETY: Postgres passes a valid pointer to the proposed value (which may be NULL).
     let newval = unsafe { *newval };
     // Accepting is the safe answer: the file is checked again wherever a key is used.
-    crate::guc::hook_body(true, || unsafe { check_key_file_body(newval, source) })
+    crate::pg::guard::hook_body(true, || unsafe { check_key_file_body(newval, source) })
 }
 
 unsafe fn check_key_file_body(newval: *mut core::ffi::c_char, source: pg_sys::GucSource::Type) -> bool {
@@ -258,17 +291,17 @@ pub fn seal_new(factor: &pgrx::Uuid, secret: &str) -> String {
         }
         return secret.to_owned();
     }
-    sealed::seal_random(&ring, factor.as_bytes(), secret).or_raise()
+    sealing::seal_random(&ring, factor.as_bytes(), secret).or_raise()
 }
 
 /// The plaintext of a stored secret of `factor`, and, when it should be re-sealed with
 /// the current key (plaintext while a key is set, or an older key), the new value.
 pub fn open_stored(factor: &pgrx::Uuid, stored: &str) -> (String, Option<String>) {
     let ring = keyring();
-    match sealed::open(&ring, factor.as_bytes(), stored) {
+    match sealing::open(&ring, factor.as_bytes(), stored) {
         Ok(o) if o.current => (o.secret, None),
         Ok(o) => {
-            let resealed = sealed::seal_random(&ring, factor.as_bytes(), &o.secret).or_raise();
+            let resealed = sealing::seal_random(&ring, factor.as_bytes(), &o.secret).or_raise();
             (o.secret, Some(resealed))
         }
         Err(e) => raise(MfaError::SecretUnreadable { factor: factor.to_string(), reason: e.to_string() }),
@@ -291,20 +324,15 @@ const RESEAL: Stmt = Stmt {
 /// Rows auth.rotate_secrets(NULL) re-seals in one call (one transaction's row locks).
 const ROTATE_BATCH: i32 = 1000;
 
-/// Re-encrypts stored TOTP secrets that are not sealed with the current key (plaintext ones
-/// included), at most `max_rows` of them (NULL: 1000), in the caller's transaction;
-/// returns how many. Run it after putting a new key first; once it returns 0 the old key
-/// can be removed. CALL auth.rotate_secrets_batched() does them all, committing per batch.
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn rotate_secrets(max_rows: default!(Option<i32>, "NULL")) -> i64 {
-    crate::error::require_writable("auth.rotate_secrets()");
+/// auth.rotate_secrets(max_rows): re-seals at most `max_rows` (None: [`ROTATE_BATCH`]) stored
+/// secrets that are not sealed with the current key; how many.
+pub fn rotate(max_rows: Option<i32>) -> i64 {
     if matches!(max_rows, Some(n) if n < 1) {
         raise(MfaError::invalid("max_rows", format!("must be at least 1 (or NULL for {ROTATE_BATCH})")));
     }
     let ring = keyring();
     let Some(current) = ring.current() else { raise(MfaError::NoEncryptionKey) };
-    let prefix = format!("{}{current}:", sealed::PREFIX);
+    let prefix = format!("{}{current}:", sealing::PREFIX);
     Spi::connect_mut(|client| {
         let rows = run(client, &NOT_CURRENT, &[prefix.as_str().into(), max_rows.unwrap_or(ROTATE_BATCH).into()]);
         let todo: Vec<(pgrx::Uuid, String)> = rows

@@ -2,7 +2,7 @@
 //! Any text as a keyring or a stored secret: parsing and opening never panic; whatever a
 //! keyring seals opens again to the same secret, for that row only.
 use libfuzzer_sys::fuzz_target;
-use mfa_auth_core::otp::sealed::{open, seal, Keyring, SealError};
+use mfa_auth_core::sealing::{open, seal, Keyring, SealError};
 
 const RING: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=,k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 

@@ -182,3 +182,43 @@ def test_unenrolling_the_last_factor_racing_a_recovery(admin):
     assert admin.execute("SELECT count(*) FROM auth.mfa_factors WHERE user_id = %s", (user,)).fetchone()[0] == 0
     # The claim that recovery committed went with its factor (the unenroll saw it).
     assert admin.execute("SELECT count(*) FROM auth.mfa_amr_claims WHERE session_id = %s", (recovered,)).fetchone()[0] == 0
+
+
+def test_claim_link_is_written_once(admin):
+    """Every kind links a claim to its factor with NOT EXISTS, never ON CONFLICT: the
+    verification holds its factor's row, so no other one can be adding the same link. Two
+    successes of one session, then eight at once on one new session (each its own code): one
+    claim and one link each, its updated_at moved forward, and no unique violation."""
+    user, session, _ = user_with_aal2_session(admin)
+    codes = generate(admin, user, session, 12)
+    links = """SELECT (SELECT count(*) FROM auth.mfa_amr_claims
+                        WHERE session_id = %(s)s AND authentication_method = 'mfa/recovery_code'),
+                      (SELECT count(*) FROM auth.mfa_amr_claim_factors
+                        WHERE session_id = %(s)s AND authentication_method = 'mfa/recovery_code'),
+                      (SELECT updated_at FROM auth.mfa_amr_claims
+                        WHERE session_id = %(s)s AND authentication_method = 'mfa/recovery_code')"""
+    one = str(uuid.uuid4())
+    assert verify(admin, user, codes[0], one) is True
+    first = admin.execute(links, {"s": one}).fetchone()
+    assert verify(admin, user, codes[1], one) is True
+    second = admin.execute(links, {"s": one}).fetchone()
+    assert first[:2] == (1, 1) and second[:2] == (1, 1), (first, second)
+    assert second[2] > first[2]
+
+    many, results, barrier = str(uuid.uuid4()), [], threading.Barrier(8)
+
+    def attempt(code):
+        with connect() as c:
+            barrier.wait()
+            try:
+                results.append(verify(c, user, code, many))
+            except psycopg.Error as e:  # a unique violation would land here
+                results.append(repr(e))
+
+    threads = [threading.Thread(target=attempt, args=(code,)) for code in codes[2:10]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [True] * 8, results
+    assert admin.execute(links, {"s": many}).fetchone()[:2] == (1, 1)

@@ -5,15 +5,9 @@
 //! so it can be unit-tested with `cargo test` and fuzzed. The SQL layer maps
 //! [`OtpError`] to SQLSTATEs.
 
-pub mod attempts;
-pub mod audit;
 pub mod base32;
-pub mod code_hash;
 pub mod hotp;
-pub mod phone;
 pub mod qr;
-pub mod recovery;
-pub mod sealed;
 pub mod secret;
 pub mod sha1_lanes;
 pub mod uri;

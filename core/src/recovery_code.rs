@@ -22,8 +22,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::secret::random_bytes;
-use super::OtpError;
+use crate::otp::secret::random_bytes;
+use crate::otp::OtpError;
 
 /// Crockford's base32 alphabet, lowercase.
 pub const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";

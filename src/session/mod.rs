@@ -18,7 +18,7 @@
 //!   every row runs one index look-up per statement. The cache is keyed on the statement
 //!   start time and the caller's role, and is dropped whenever this backend verifies a
 //!   code, records a claim, changes an identity setting (request.jwt.claims included, see
-//!   src/guc.rs), rolls back a subtransaction, or runs DISCARD ALL.
+//!   src/session/settings.rs), rolls back a subtransaction, or runs DISCARD ALL.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
@@ -28,8 +28,9 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 
-use crate::error::{raise, required, MfaError, OrRaise};
-use crate::guc::{DATABASE_SESSIONS, JWT_CLAIMS_ROLES};
+use crate::pg::error::{raise, MfaError, OrRaise};
+
+pub mod settings;
 
 /// Called from _PG_init: a rolled-back subtransaction (ROLLBACK TO SAVEPOINT, an exception
 /// block) may have undone a claim this backend recorded, so it drops the cache too.
@@ -41,12 +42,12 @@ pub fn init() {
         _arg: *mut core::ffi::c_void,
     ) {
         if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-            crate::guc::hook_body((), claims_changed);
+            crate::pg::guard::hook_body((), claims_changed);
         }
     }
     unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut core::ffi::c_void) {
         if event == pg_sys::XactEvent::XACT_EVENT_ABORT || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT {
-            crate::guc::hook_body((), claims_changed);
+            crate::pg::guard::hook_body((), claims_changed);
         }
     }
     // SAFETY: registered once per backend; the callbacks only bump counters.
@@ -102,7 +103,7 @@ pub fn claims_changed() {
 /// is one process with one thread, so plain process-global atomics (relaxed loads are
 /// ordinary moves) replace thread-locals here: in a dlopen()ed library every thread-local
 /// access is a __tls_get_addr call, which costs more than the rest of a cache hit.
-struct FastPath {
+pub(crate) struct FastPath {
     statement: AtomicI64,
     role: AtomicU32,
     /// Never 0 while valid.
@@ -116,7 +117,7 @@ impl FastPath {
 
     /// The published answer, if it is for the current statement and role. Cannot raise.
     #[inline]
-    fn hit(&self) -> Option<u32> {
+    pub(crate) fn hit(&self) -> Option<u32> {
         let answer = self.answer.load(Ordering::Relaxed);
         // SAFETY: plain reads of backend state that cannot raise an ERROR.
         let (start, role) = unsafe { (raw::GetCurrentStatementStartTimestamp(), raw::GetOuterUserId()) };
@@ -141,8 +142,8 @@ impl FastPath {
     }
 }
 
-static AAL_FAST: FastPath = FastPath::new();
-static SATISFIED_FAST: FastPath = FastPath::new();
+pub(crate) static AAL_FAST: FastPath = FastPath::new();
+pub(crate) static SATISFIED_FAST: FastPath = FastPath::new();
 
 /// DISCARD ALL: a pooled connection handed to someone else starts a new session.
 pub fn discard_all() {
@@ -228,7 +229,7 @@ pub fn caller_role() -> String {
 /// Whether the caller's role is listed in mfa_auth.jwt_claims_roles.
 pub fn in_gateway_mode() -> bool {
     let role = caller_role();
-    JWT_CLAIMS_ROLES.get().map(|l| role_listed(&l.to_string_lossy(), &role)).unwrap_or(false)
+    settings::jwt_claims_roles().is_some_and(|l| role_listed(&l, &role))
 }
 
 fn resolve_identity(role: pg_sys::Oid) -> Identity {
@@ -242,7 +243,7 @@ fn resolve_identity(role: pg_sys::Oid) -> Identity {
         };
         Identity { uid, session_id, gateway: true }
     } else {
-        let session_id = DATABASE_SESSIONS.get().then(|| db_session(role));
+        let session_id = settings::database_sessions().then(|| db_session(role));
         Identity { uid: Some(role_uuid(&caller_role())), session_id, gateway: false }
     }
 }
@@ -264,7 +265,7 @@ pub fn identity() -> Identity {
 }
 
 /// Runs `f` as the owner of auth.mfa_amr_claims (the extension's owner), the way a
-/// SECURITY DEFINER function would (search_path pinned too: spi_util::pinned), and switches
+/// SECURITY DEFINER function would (search_path pinned too: pg::schema::pinned), and switches
 /// back even if `f` raises.
 pub(crate) fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     struct Restore(pg_sys::Oid, i32);
@@ -282,7 +283,7 @@ pub(crate) fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
         pg_sys::SetUserIdAndSecContext(owner, context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
     }
     let _restore = Restore(user, context);
-    crate::spi_util::pinned(f)
+    crate::pg::schema::pinned(f)
 }
 
 /// Per-backend: the claims table's owner, the aal_level label OIDs, and the prepared look-ups.
@@ -309,8 +310,8 @@ fn with_statements<R>(f: impl FnOnce(&Statements) -> R) -> R {
     STATEMENTS.with(|s| {
         if s.borrow().is_none() {
             // Parsed and planned under the pinned search_path, as they run (as_owner).
-            let st = crate::spi_util::pinned(|| Spi::connect(|client| {
-                crate::spi_util::check_schema(client);
+            let st = crate::pg::schema::pinned(|| Spi::connect(|client| {
+                crate::pg::schema::check_schema(client);
                 let row = client
                     .select(
                         "SELECT c.relowner,
@@ -372,23 +373,21 @@ pub fn to_pg(u: Option<uuid::Uuid>) -> Option<pgrx::Uuid> {
     u.map(|u| pgrx::Uuid::from_bytes(*u.as_bytes()))
 }
 
-/// The current end user: the `sub` claim in gateway mode, else the caller's role as a UUID.
-#[pg_extern(stable, parallel_restricted)]
-fn uid() -> Option<pgrx::Uuid> {
-    to_pg(identity().uid)
+/// The current user and session of a self-service call. In database-session mode a
+/// session exists only with mfa_auth.database_sessions on: without it, `function` refuses
+/// with 55000 rather than acting for a session that is not there (never a silent aal1).
+pub fn me(function: &'static str) -> (pgrx::Uuid, Option<pgrx::Uuid>) {
+    let me = identity();
+    let Some(uid) = me.uid else { raise(MfaError::NoAuthenticatedUser) };
+    if !me.gateway && me.session_id.is_none() {
+        raise(MfaError::DatabaseSessionsOff(function));
+    }
+    (to_pg(Some(uid)).expect("Some"), to_pg(me.session_id))
 }
 
-/// The current session: the `session_id` claim in gateway mode, else this connection's
-/// own random session id.
-#[pg_extern(stable, parallel_restricted)]
-fn session_id() -> Option<pgrx::Uuid> {
-    to_pg(identity().session_id)
-}
-
-/// The authenticator assurance level of the current session (SQL: RETURNS auth.aal_level,
-/// declared in sql/session.sql; the value is the enum label's OID).
-#[pg_extern(sql = false)]
-fn aal() -> pg_sys::Oid {
+/// auth.aal(): aal2 when the current session has an MFA claim of the current user, cached for
+/// the statement and published for auth.aal()'s fast path (src/api/sessions.rs).
+pub fn aal() -> pg_sys::Oid {
     if let Some(hit) = with_cache(|c| c.aal) {
         return hit;
     }
@@ -400,25 +399,6 @@ fn aal() -> pg_sys::Oid {
     });
     AAL_FAST.publish(key, answer.to_u32());
     answer
-}
-
-/// The C entry point of auth.aal() (sql/session.sql). On a cache hit, which is every row
-/// but the first of a statement, it answers from the cache without entering pgrx's
-/// wrapper; this path owns nothing with a destructor and cannot raise. On a miss it calls
-/// the pgrx-guarded `aal_wrapper`, which runs the look-up and raises errors properly.
-#[no_mangle]
-pub unsafe extern "C-unwind" fn mfa_auth_aal(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    match AAL_FAST.hit() {
-        Some(answer) => pg_sys::Datum::from(answer),
-        None => aal_wrapper(fcinfo),
-    }
-}
-
-static FINFO_V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-
-#[no_mangle]
-pub extern "C" fn pg_finfo_mfa_auth_aal() -> &'static pg_sys::Pg_finfo_record {
-    &FINFO_V1
 }
 
 /// Whether `uid` has a verified factor, as the factors table's owner.
@@ -450,69 +430,37 @@ fn level(enrolled: bool) -> pg_sys::Oid {
     with_statements(|st| if enrolled { st.aal2 } else { st.aal1 })
 }
 
-/// The highest level the current user can reach: aal2 once they have a verified factor
-/// (Supabase Auth's nextLevel), else aal1. SQL: sql/enforcement.sql.
-#[pg_extern(sql = false)]
-fn aal_next() -> pg_sys::Oid {
+/// auth.aal_next(): aal2 once the current user has a verified factor, else aal1.
+pub fn aal_next() -> pg_sys::Oid {
     level(enrolled())
 }
 
-/// auth.aal_next() of any user, for service code (sql/enforcement.sql; not for PUBLIC: it
-/// tells whether a user has MFA).
-#[pg_extern(sql = false)]
-fn aal_next_of(user_id: pgrx::Uuid) -> pg_sys::Oid {
+/// auth.aal_next_of(user_id).
+pub fn aal_next_of(user_id: pgrx::Uuid) -> pg_sys::Oid {
     level(has_verified_factor(uuid::Uuid::from_bytes(*user_id.as_bytes())))
 }
 
-/// auth.aal() >= auth.aal_next(): the session has MFA, or its user has no verified factor.
-/// SQL: sql/enforcement.sql, entry point mfa_auth_mfa_satisfied.
-#[pg_extern(sql = false)]
-fn mfa_satisfied() -> bool {
+/// auth.mfa_satisfied(): the session has MFA, or its user has no verified factor; published
+/// for its fast path (1: false, 2: true).
+pub fn mfa_satisfied() -> bool {
     let key = with_cache(|c| c.key);
     let answer = last_mfa().is_some() || !enrolled();
     SATISFIED_FAST.publish(key, 1 + u32::from(answer));
     answer
 }
 
-/// The C entry point of auth.mfa_satisfied(): auth.aal()'s fast path (1: false, 2: true).
-#[no_mangle]
-pub unsafe extern "C-unwind" fn mfa_auth_mfa_satisfied(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    match SATISFIED_FAST.hit() {
-        Some(answer) => pg_sys::Datum::from(answer == 2),
-        None => mfa_satisfied_wrapper(fcinfo),
-    }
-}
-
-#[no_mangle]
-pub extern "C" fn pg_finfo_mfa_auth_mfa_satisfied() -> &'static pg_sys::Pg_finfo_record {
-    &FINFO_V1
-}
-
 /// auth.session_amr() of the current session and user ('[]' without a session or user).
-#[pg_extern(stable, parallel_restricted)]
-fn amr() -> pgrx::JsonB {
+pub fn amr() -> pgrx::JsonB {
     session_lookup::<pgrx::JsonB>(identity(), |st| &st.amr).unwrap_or(pgrx::JsonB(serde_json::json!([])))
 }
 
-/// Step-up freshness: whether the current session's newest MFA claim is younger than
-/// `max_age`, measured at the start of the current statement.
-#[pg_extern(stable, parallel_restricted)]
-fn mfa_verified_within(max_age: Option<Interval>) -> bool {
-    let max_age = required(max_age, "max_age").as_micros();
-    if max_age < 0 {
-        raise(MfaError::invalid("max_age", "must not be negative"));
-    }
+/// Whether the current session's newest MFA claim is younger than `max_age_us` (not
+/// negative), measured at the start of the current statement.
+pub fn verified_within(max_age_us: i128) -> bool {
     let Some(last) = last_mfa() else { return false };
     // SAFETY: a plain read of backend state.
     let now = i128::from(unsafe { raw::GetCurrentStatementStartTimestamp() });
-    i128::from(last) > now - max_age
-}
-
-/// The user id of a database role: UUID v5 of its name (SQL signature in sql/session.sql).
-#[pg_extern(sql = false, immutable, parallel_safe)]
-fn role_user_id(role: Option<&CStr>) -> pgrx::Uuid {
-    let role = required(role, "role");
-    to_pg(Some(role_uuid(&role.to_string_lossy()))).expect("Some")
+    i128::from(last) > now - max_age_us
 }
 
 #[cfg(test)]

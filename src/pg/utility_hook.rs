@@ -1,5 +1,6 @@
-//! A ProcessUtility hook: DISCARD ALL (what connection poolers run between clients)
-//! also discards this backend's database-session id.
+//! A ProcessUtility hook: after DISCARD ALL (what connection poolers run between clients) it
+//! runs the callback it was installed with (the session module's: the backend's
+//! database-session id is discarded too).
 //!
 //! The hook is deliberately transparent to Postgres errors: it is a plain C-ABI frame
 //! that owns nothing with a destructor and calls the previous hook or the raw
@@ -11,6 +12,8 @@
 use pgrx::pg_sys;
 
 static mut PREV: pg_sys::ProcessUtility_hook_type = None;
+/// What runs after a DISCARD ALL succeeded (set once, by [`install`]).
+static mut ON_DISCARD_ALL: fn() = || {};
 
 #[cfg(not(feature = "pg13"))]
 extern "C" {
@@ -67,7 +70,7 @@ unsafe extern "C-unwind" fn process_utility(
         None => raw_standard_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc),
     }
     if discard {
-        crate::guc::hook_body((), crate::session::discard_all);
+        crate::pg::guard::hook_body((), ON_DISCARD_ALL);
     }
 }
 
@@ -87,13 +90,15 @@ unsafe extern "C-unwind" fn process_utility(
         None => raw_standard_process_utility(pstmt, query_string, context, params, query_env, dest, qc),
     }
     if discard {
-        crate::guc::hook_body((), crate::session::discard_all);
+        crate::pg::guard::hook_body((), ON_DISCARD_ALL);
     }
 }
 
-pub fn install() {
+/// Installs the hook; `on_discard_all` runs after every DISCARD ALL (it must not raise).
+pub fn install(on_discard_all: fn()) {
     // SAFETY: _PG_init runs once per backend, before any statement reaches the hook.
     unsafe {
+        ON_DISCARD_ALL = on_discard_all;
         PREV = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(process_utility);
     }

@@ -5,15 +5,17 @@
 //! factor's `web_authn_credential`. The checks themselves are the pure core's
 //! ([`crate::webauthn`]); this module maps settings, rows and errors.
 
+use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use super::Checked;
-use crate::challenges::Locked;
-use crate::error::{raise, MfaError, OrRaise};
-use crate::guc;
+use super::{Checked, FactorKind, FactorRow, Issued, Response};
 use crate::otp::secret::random_bytes;
-use crate::spi_util::{run, Stmt};
+use crate::pg::error::{raise, MfaError, OrRaise};
+use crate::pg::spi::{run, Stmt};
+use crate::settings;
+use crate::verification::record::{challenge_success, factor_failure};
+use crate::verification::row::Locked;
 use crate::webauthn::ceremony::{
     self, Assertion, Ceremony, Registration, RelyingParty, SessionData, StoredCredential, UserVerification,
 };
@@ -28,10 +30,6 @@ pub struct Config {
     pub rp_name: String,
     pub origins: Vec<String>,
     pub uv: UserVerification,
-}
-
-fn setting(s: &pgrx::GucSetting<Option<std::ffi::CString>>) -> Option<String> {
-    s.get().map(|c| c.to_string_lossy().trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 fn bad(setting: &'static str, reason: impl Into<String>) -> ! {
@@ -68,20 +66,20 @@ fn check_origin(origin: &str, rp_id: &str) {
 }
 
 pub fn config() -> Config {
-    let Some(rp_id) = setting(&guc::WEBAUTHN_RP_ID) else { bad("mfa_auth.webauthn_rp_id", "is not set") };
+    let Some(rp_id) = settings::webauthn_rp_id() else { bad("mfa_auth.webauthn_rp_id", "is not set") };
     if rp_id.contains(['/', ':', ' ']) || rp_id.starts_with('.') || rp_id.ends_with('.') {
         bad("mfa_auth.webauthn_rp_id", format!("{rp_id:?} is not a domain (e.g. example.com, or localhost)"));
     }
-    let Some(origins) = setting(&guc::WEBAUTHN_ORIGINS) else { bad("mfa_auth.webauthn_origins", "is not set") };
+    let Some(origins) = settings::webauthn_origins() else { bad("mfa_auth.webauthn_origins", "is not set") };
     let origins: Vec<String> = origins.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
     for o in &origins {
         check_origin(o, &rp_id);
     }
-    let uv = setting(&guc::WEBAUTHN_USER_VERIFICATION).unwrap_or_else(|| "preferred".into());
+    let uv = settings::webauthn_user_verification().unwrap_or_else(|| "preferred".into());
     let uv = UserVerification::parse(&uv).unwrap_or_else(|| {
         bad("mfa_auth.webauthn_user_verification", format!("{uv:?}: use required, preferred or discouraged"))
     });
-    let rp_name = setting(&guc::WEBAUTHN_RP_NAME).unwrap_or_else(|| rp_id.clone());
+    let rp_name = settings::webauthn_rp_name().unwrap_or_else(|| rp_id.clone());
     Config { rp_id, rp_name, origins, uv }
 }
 
@@ -97,22 +95,13 @@ pub fn stored(text: &str) -> StoredCredential {
     serde_json::from_str(text).unwrap_or_else(|e| raise(MfaError::Internal(format!("stored WebAuthn credential: {e}"))))
 }
 
-/// The factor a challenge is issued for.
-pub struct FactorRow {
-    pub factor_id: pgrx::Uuid,
-    pub user_id: pgrx::Uuid,
-    pub verified: bool,
-    pub friendly_name: Option<String>,
-    pub credential: Option<String>,
-}
-
 /// A new challenge: (session data to store, as JSON text; options to return).
-pub fn issue(client: &mut SpiClient<'_>, f: &FactorRow) -> (String, serde_json::Value) {
+fn issue(client: &mut SpiClient<'_>, f: &FactorRow) -> (String, serde_json::Value) {
     let cfg = config();
     let mut challenge = [0u8; CHALLENGE_BYTES];
     random_bytes(&mut challenge).or_raise();
     let user_handle = *f.user_id.as_bytes();
-    let timeout_ms = u64::try_from(guc::CHALLENGE_EXPIRY.get()).unwrap_or(300) * 1000;
+    let timeout_ms = u64::try_from(settings::challenge_expiry()).unwrap_or(300) * 1000;
     let (ceremony, allowed, options) = if f.verified {
         let Some(cred) = f.credential.as_deref() else {
             raise(MfaError::Internal("a verified WebAuthn factor without a credential".into()))
@@ -157,7 +146,7 @@ pub enum Parsed {
 /// Parses `credential` (the browser's JSON) for the challenge in `row`. Malformed input
 /// raises 22023 naming the field; a challenge whose session data was consumed by a failed
 /// attempt raises 55000.
-pub fn parse(row: &Locked, credential: &str) -> Parsed {
+fn parse(row: &Locked, credential: &str) -> Parsed {
     let Some(session) = row.web_authn_session_data.as_deref() else { raise(MfaError::WebauthnChallengeUsed) };
     let session: SessionData = serde_json::from_str(session)
         .unwrap_or_else(|e| raise(MfaError::Internal(format!("stored WebAuthn session data: {e}"))));
@@ -185,7 +174,7 @@ pub fn parse(row: &Locked, credential: &str) -> Parsed {
 
 /// The checks. A rejection is `false` (counted by the caller) and is logged at DEBUG1 with
 /// its reason (`SET client_min_messages = debug1` shows it).
-pub fn check(parsed: &Parsed) -> Checked {
+fn check(parsed: &Parsed) -> Checked {
     let origins = config().origins;
     let outcome = match parsed {
         Parsed::Registration(session, reg) => ceremony::verify_registration(reg, session, &origins),
@@ -201,5 +190,63 @@ pub fn check(parsed: &Parsed) -> Checked {
             pgrx::debug1!("mfa_auth: WebAuthn response rejected: {why}");
             Checked::wrong()
         }
+    }
+}
+
+/// Success, only on the current tables (0.1.0 has no WebAuthn factors): the credential with
+/// its new sign count (`$8`).
+const SUCCEED: Stmt = challenge_success!(
+    "",
+    ", web_authn_credential = COALESCE($8::jsonb, web_authn_credential),
+       web_authn_aaguid = COALESCE(($8::jsonb ->> 'aaguid')::uuid, web_authn_aaguid)"
+);
+/// Failure: the challenge (`$6`) is used up as well: its session data goes, so it cannot be
+/// answered again (a new one must be created). A statement of its own: a part switched off by
+/// a parameter (`WHERE id = $6 AND $7`) re-planned every failure.
+const FAIL: Stmt = factor_failure!(
+    "WITH used_up AS (
+              UPDATE auth.mfa_challenges SET web_authn_session_data = NULL WHERE id = $6
+          )
+          "
+);
+
+pub struct Webauthn;
+
+impl FactorKind for Webauthn {
+    fn via(&self) -> super::Via {
+        super::Via::Webauthn
+    }
+
+    /// A registration (an unverified factor) or an assertion (a verified one).
+    fn audit_event(&self, row: &Locked) -> super::Event {
+        if row.factor_verified {
+            super::Event::WebauthnAssertion
+        } else {
+            super::Event::WebauthnRegistration
+        }
+    }
+
+    fn issue(&self, client: &mut SpiClient<'_>, f: &FactorRow, _: bool) -> Issued {
+        let (session_data, options) = issue(client, f);
+        Issued { session_data: Some(session_data), webauthn: Some(options), ..Issued::default() }
+    }
+
+    fn parse<'a>(&self, row: &Locked, input: &'a str) -> Response<'a> {
+        Response::Webauthn(Box::new(parse(row, input)))
+    }
+
+    fn check(&self, _: &mut SpiClient<'_>, _: &Locked, response: &Response<'_>) -> Checked {
+        match response {
+            Response::Webauthn(parsed) => check(parsed),
+            Response::Code(_) => raise(MfaError::Internal("response parsed for another factor type".into())),
+        }
+    }
+
+    fn succeed(&self, client: &mut SpiClient<'_>, args: &[DatumWithOid<'_>]) {
+        run(client, &SUCCEED, args);
+    }
+
+    fn fail(&self, client: &mut SpiClient<'_>, args: &[DatumWithOid<'_>]) {
+        run(client, &FAIL, args);
     }
 }

@@ -123,9 +123,9 @@ impl From<crate::otp::base32::Base32Error> for MfaError {
     }
 }
 
-impl From<crate::otp::sealed::SealError> for MfaError {
-    fn from(e: crate::otp::sealed::SealError) -> Self {
-        use crate::otp::sealed::SealError;
+impl From<mfa_auth_core::sealing::SealError> for MfaError {
+    fn from(e: mfa_auth_core::sealing::SealError) -> Self {
+        use mfa_auth_core::sealing::SealError;
         match e {
             SealError::Keyring { entry, reason } => MfaError::KeyringInvalid { entry, reason },
             SealError::NoKey => MfaError::NoEncryptionKey,

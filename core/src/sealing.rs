@@ -21,7 +21,7 @@ use base64::Engine;
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use super::OtpError;
+use crate::otp::OtpError;
 
 /// Version prefix of a sealed value.
 pub const PREFIX: &str = "mfa1:";
@@ -229,7 +229,7 @@ pub fn seal(ring: &Keyring, factor_id: &[u8; 16], secret: &str, nonce: [u8; NONC
 /// [`seal`] with a nonce from the OS CSPRNG.
 pub fn seal_random(ring: &Keyring, factor_id: &[u8; 16], secret: &str) -> Result<String, SealError> {
     let mut nonce = [0u8; NONCE_BYTES];
-    super::secret::random_bytes(&mut nonce).map_err(SealError::Random)?;
+    crate::otp::secret::random_bytes(&mut nonce).map_err(SealError::Random)?;
     seal(ring, factor_id, secret, nonce)
 }
 

@@ -2,9 +2,9 @@
 
 use pgrx::prelude::*;
 
-use crate::error::{required, MfaError, OrRaise};
 use crate::otp::{base32, hotp, qr, secret, uri, Algorithm};
-use crate::sql_types::{otp_params, unix_seconds};
+use crate::pg::error::{required, MfaError, OrRaise};
+use crate::pg::types::{otp_params, unix_seconds};
 
 /// The TOTP code of `secret` (base32) at time `at`.
 #[pg_extern(immutable, parallel_safe)]

@@ -2,7 +2,7 @@
 //!
 //! - `v2$<key id>$<hex salt>$<hex HMAC-SHA256(server key, salt || code)>` when a master key is
 //!   configured: the server key is derived from master key `<key id>` (HKDF, see
-//!   [`super::sealed::Keyring::derived`]), so a row alone (a dump, a replica, a log) cannot be
+//!   [`crate::sealing::Keyring::derived`]), so a row alone (a dump, a replica, a log) cannot be
 //!   checked against the 10^6 possible codes; the key id lets a rotation keep open
 //!   challenges verifiable while the old key is still listed.
 //! - `v1$<hex salt>$<hex HMAC-SHA256(salt, code)>` without a key (and from 0.1.0): the code
@@ -15,7 +15,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::{secret, OtpError};
+use crate::otp::{secret, OtpError};
 
 const PREFIX: &str = "v1$";
 const PREFIX_KEYED: &str = "v2$";
