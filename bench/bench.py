@@ -273,7 +273,7 @@ def flow():
                     after = c.execute(verified_sql).fetchone()[0]
                     if after - before != n:
                         raise SystemExit(f"{name}: {n} transactions but {after - before} challenges verified")
-        g_verified, g_aal2, g_revoked = (a - b for a, b in zip(c.execute(gotrue_sql).fetchone(), g_before))
+        g_verified, g_aal2, g_revoked = (a - b for a, b in zip(c.execute(gotrue_sql).fetchone(), g_before, strict=True))
         # The audit rows of the flow's transactions, once the writer has caught up.
         deadline = time.time() + 10
         while c.execute("SELECT queued FROM auth.audit_status()").fetchone()[0] and time.time() < deadline:
@@ -422,9 +422,9 @@ def rls():
                          work=lambda: [c.execute("SELECT count(*) FROM policy_rows").fetchone() for _ in range(25)])
     if flat:
         out("a scan of policy_rows, one backend, by function (self time):")
-        for l in flat[:16]:
-            out("    " + l)
-        share = sum(float(l.split("%")[0]) for l in flat if any(l.endswith(f) for f in ours))
+        for ln in flat[:16]:
+            out("    " + ln)
+        share = sum(float(ln.split("%")[0]) for ln in flat if any(ln.endswith(f) for f in ours))
         out(f"auth.aal() and the calls it makes ({', '.join(ours)}): {share:.1f}% of the scan")
     if figures["ratio"] > figures["goal"]:
         (plain_med, plain_min), (pol_med, pol_min) = figures["without"], figures["with"]
@@ -590,6 +590,7 @@ class SoftAuthenticator:
 
     def assert_(self, challenge):
         import hashlib
+
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec
         self.count += 1
@@ -626,6 +627,7 @@ def in_database_ms(c, table, call):
 def webauthn():
     import json
     import uuid
+
     import pyotp
     n = 300 if QUICK else 2000
     out(f"## 6. WebAuthn: one auth.verify_webauthn of an ES256 assertion, timed inside the server ({n} calls)")
@@ -665,8 +667,8 @@ def webauthn():
     out(f"{'auth.verify_webauthn (ES256 assertion, session)':<50} {wa[0]:>4}/{wa[1]:<4} {wa[2]:>8.3f} {wa[3]:>8.3f}")
     out(f"{'auth.verify_challenge (TOTP right code, session)':<50} {tf[0]:>4}/{tf[1]:<4} {tf[2]:>8.3f} {tf[3]:>8.3f}")
     ratio("webauthn_verify_ms", wa[2], "<=", 0.3)
-    ecdsa = next((float(l.split()[-1]) for l in core.stdout.splitlines() if "ECDSA" in l), 0.0)
-    core_us = next((float(l.split()[-1]) for l in core.stdout.splitlines() if l.startswith("all of it")), None)
+    ecdsa = next((float(ln.split()[-1]) for ln in core.stdout.splitlines() if "ECDSA" in ln), 0.0)
+    core_us = next((float(ln.split()[-1]) for ln in core.stdout.splitlines() if ln.startswith("all of it")), None)
     if core_us is None:
         raise SystemExit("the WebAuthn micro-benchmark printed no 'all of it' line:\n" + core.stdout + core.stderr)
     ratio("webauthn_core_us", core_us, "<=", 100)
@@ -752,8 +754,8 @@ def perf_flat(seconds, sort, where=None, top=14, pid=None, work=None):
         args += ["--comm", where]
     r = subprocess.run(args, capture_output=True, text=True)
     shutil.rmtree(tmp, ignore_errors=True)
-    lines = [l.rstrip() for l in r.stdout.splitlines() if l.strip() and not l.startswith("#")]
-    return [re.sub(r"\s+", " ", l).removesuffix(" - -").strip() for l in lines[:top]]
+    lines = [ln.rstrip() for ln in r.stdout.splitlines() if ln.strip() and not ln.startswith("#")]
+    return [re.sub(r"\s+", " ", ln).removesuffix(" - -").strip() for ln in lines[:top]]
 
 
 TREE = ["create_challenge_v2_wrapper", "verify_challenge_wrapper", "SPI_execute_plan", "standard_ExecutorStart",
@@ -812,13 +814,13 @@ def profile():
             out()
             return
         out(f"CPU samples of the whole machine during the flow under pgbench (2 clients, {seconds} s), by process and object:")
-        for l in flat[:10]:
-            out("    " + l)
+        for ln in flat[:10]:
+            out("    " + ln)
         fresh_factors(c, n_flow)
         flat = perf_flat(seconds, "dso,symbol", where="postgres", top=25, work=lambda: pgbench(FLOW, seconds))
         out("the same, postgres processes only, by function (self time):")
-        for l in flat:
-            out("    " + l)
+        for ln in flat:
+            out("    " + ln)
         pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
         # The flow inside one backend (no client, no network): a procedure running create +
         # verify and committing each, sampled with call graphs; inclusive shares.
@@ -846,10 +848,10 @@ def profile():
         took = []
         flat = perf_flat(seconds, "symbol", pid=pid, top=16, work=lambda: took.append(timed(c, q, (calls,))))
         out("auth.totp_verify (wrong code, window 1: 3 HMAC-SHA-1), one backend, by function (self time):")
-        for l in flat:
-            out("    " + l)
+        for ln in flat:
+            out("    " + ln)
         us = took[0] / calls * 1e6
-        sha = sum(float(l.split("%")[0]) for l in flat if "sha1::" in l or "sha1_lanes::" in l)
+        sha = sum(float(ln.split("%")[0]) for ln in flat if "sha1::" in ln or "sha1_lanes::" in ln)
         empty = min(timed(c, "SELECT count(g) FROM generate_series(1, %s) g", (calls,)) for _ in range(3)) / calls * 1e6
         out(f"per call {us:.3f} us while sampled; SHA-1 compression {sha:.1f}% of it = {us * sha / 100:.3f} us for 8 "
             f"compressions in 3 interleaved batches (the key's inner and outer pads, then the 3 steps' inner blocks, then "
@@ -860,21 +862,28 @@ def profile():
 def main():
     version = setup()
     cpus = os.cpu_count()
-    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.machine())
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     out(f"# mfa_auth benchmarks ({'quick' if QUICK else 'full'}), {when}")
     out(f"machine: {cpus} cores ({model}), {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB; PostgreSQL {version}")
     out()
     t0 = time.perf_counter()
-    if "--only-flow" not in sys.argv: stateless()
+    if "--only-flow" not in sys.argv:
+        stateless()
     flow()
-    if "--only-flow" not in sys.argv: scale()
-    if "--only-flow" not in sys.argv: rls()
-    if "--only-flow" not in sys.argv: memory()
-    if "--only-flow" not in sys.argv or "--webauthn" in sys.argv: webauthn()
-    if "--only-flow" not in sys.argv or "--recovery" in sys.argv: recovery()
+    if "--only-flow" not in sys.argv:
+        scale()
+    if "--only-flow" not in sys.argv:
+        rls()
+    if "--only-flow" not in sys.argv:
+        memory()
+    if "--only-flow" not in sys.argv or "--webauthn" in sys.argv:
+        webauthn()
+    if "--only-flow" not in sys.argv or "--recovery" in sys.argv:
+        recovery()
     plan_reuse()
-    if "--only-flow" not in sys.argv or "--profile" in sys.argv: profile()
+    if "--only-flow" not in sys.argv or "--profile" in sys.argv:
+        profile()
     out(f"total bench time: {time.perf_counter() - t0:.0f} s")
     for name, why in MISSED.items():
         print(f"not reached: {name}: {why}")

@@ -1,6 +1,7 @@
 # Shared helpers for the project's scripts. Sourced, not executed.
 # shellcheck shell=bash
 
+# shellcheck disable=SC2034 # (read by the scripts that source this file)
 PGRX_VERSION=0.18.1
 PG_MAJOR=15
 PG_BIN=${MFA_AUTH_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
@@ -151,6 +152,7 @@ pg_cache() {
 # The majors besides 15 that scripts/pg-build.sh can build, and the ones the test command runs
 # by default (scripts/test.sh --all-versions runs them all).
 EXTRA_MAJORS="13 18"
+# shellcheck disable=SC2034 # (read by the scripts that source this file)
 CI_MAJORS="18"
 
 # pgrx_init: ~/.pgrx/config.toml lists PostgreSQL 15 and every major built into the cache, and
@@ -168,6 +170,7 @@ pgrx_init() {
     cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG" >/dev/null
   fi
   if [ "$(cat "$file")" != "$want" ]; then
+    # shellcheck disable=SC2088 # (a message: the path as users write it)
     log "~/.pgrx/config.toml: $(echo "$want" | sed -n 's/^\(pg[0-9]*\) = .*/\1/p' | tr '\n' ' ')"
     printf '%s\n' "$want" >"$file.new" && mv -f "$file.new" "$file"
   fi

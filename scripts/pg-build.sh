@@ -42,12 +42,12 @@ if [ ! -x "$prefix/bin/pg_config" ]; then
     bullseye sid >"$apt_dir/sources.list"
   apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=-"
             -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
-  tarball=$(ls "$cache/src"/postgresql-"$major"_*.orig.tar.bz2 2>/dev/null | head -n 1 || true)
+  tarball=$(ls "$cache/src/postgresql-${major}_"*.orig.tar.bz2 2>/dev/null | head -n 1 || true)
   if [ -z "$tarball" ]; then
     log "apt (private lists): the source of postgresql-$major from $suite"
     apt-get "${apt_opts[@]}" update -q >/dev/null
     ( cd "$cache/src" && apt-get "${apt_opts[@]}" source --download-only -q "postgresql-$major" >/dev/null )
-    tarball=$(ls "$cache/src"/postgresql-"$major"_*.orig.tar.bz2 | head -n 1)
+    tarball=$(ls "$cache/src/postgresql-${major}_"*.orig.tar.bz2 | head -n 1)
   fi
   log "building PostgreSQL $major from $(basename "$tarball") into $prefix (once)"
   build=$(mktemp -d /tmp/mfa_auth-pgbuild.XXXXXX)

@@ -9,8 +9,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ensure_cargo_path
 
 # --- Debian packages -----------------------------------------------------------
-apt_pkgs=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR sudo pkg-config libssl-dev
-          build-essential oathtool python3-venv pgbouncer chromium)
+apt_pkgs=("postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" sudo pkg-config libssl-dev
+          build-essential oathtool python3-venv pgbouncer chromium shellcheck)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -28,8 +28,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   rest=()
   for p in "${missing[@]}"; do
     case "$p" in
-      postgresql-$PG_MAJOR) ;;
-      postgresql-server-dev-$PG_MAJOR) rest+=("$p=$srv_ver") ;;
+      "postgresql-$PG_MAJOR") ;;
+      "postgresql-server-dev-$PG_MAJOR") rest+=("$p=$srv_ver") ;;
       *) rest+=("$p") ;;
     esac
   done
@@ -48,6 +48,12 @@ for comp in rustfmt clippy; do
     rustup component add "$comp" || die "cargo ${comp/rustfmt/fmt} is missing and rustup could not add it"
   fi
 done
+
+# The unused-dependency check of the lint level.
+if ! cargo machete --version >/dev/null 2>&1; then
+  log "cargo: installing cargo-machete (about 2 minutes once)"
+  cargo install --locked cargo-machete --version 0.9.2
+fi
 
 # --- cargo-pgrx ----------------------------------------------------------------
 if ! cargo pgrx --version 2>/dev/null | grep -qx "cargo-pgrx $PGRX_VERSION"; then
@@ -68,4 +74,9 @@ if ! "$venv/bin/python" -c 'import psycopg, pyotp, pytest, playwright, webauthn'
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check 'psycopg[binary]>=3.1,<4' 'pyotp>=2.9,<3' 'pytest>=8,<9' \
     'playwright>=1.40,<2' 'webauthn>=2.1,<3'
+fi
+# ruff: the lint level's Python linter (its rules: ruff.toml).
+if ! "$venv/bin/ruff" --version >/dev/null 2>&1; then
+  log "python: installing ruff into .venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'ruff>=0.8,<1'
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test level of mfa_auth and prints a summary; exits non-zero on any failure.
-#   0. lint                                           (cargo fmt --check, cargo clippy -D warnings, fuzz targets build)
+#   0. lint                                           (cargo fmt --check, cargo clippy -D warnings, fuzz targets build,
+#                                                       scripts/check_layers.py, ruff, shellcheck, cargo machete)
 #   1. pure-Rust unit tests                           (cargo test --workspace --lib, #[pg_test]s skipped)
 #   2. in-database #[pg_test] tests                    (cargo pgrx test pg15)
 #   3. SQL regression tests with expected output       (pg_regress, tests/pg_regress)
@@ -59,7 +60,7 @@ cargo_counts() {
 t0=$(date +%s)
 
 # --- 0. lint ------------------------------------------------------------------------
-log "level 0: lint (cargo fmt --check; cargo clippy --all-targets -D warnings, the extension and its core; the fuzz targets build)"
+log "level 0: lint (cargo fmt, clippy of the extension and its core, the fuzz targets build, the layer/circle check, ruff, shellcheck, cargo machete)"
 lint_failed=0
 cargo fmt --check >"$work/fmt.log" 2>&1 || { lint_failed=$((lint_failed + 1)); head -n 40 "$work/fmt.log"; }
 cargo clippy --all-targets --features pg_test -- -D warnings >"$work/clippy.log" 2>&1 \
@@ -69,7 +70,16 @@ cargo clippy -p mfa_auth_core --all-targets -- -D warnings >"$work/clippy-core.l
 # The fuzz targets (their own workspace, fuzz/) compile against the core: checked, not fuzzed.
 (cd fuzz && cargo check --bins) >"$work/fuzz-check.log" 2>&1 \
   || { lint_failed=$((lint_failed + 1)); grep -E '^(error|warning)' -A6 "$work/fuzz-check.log" | head -n 60; }
-record lint $((4 - lint_failed)) "$lint_failed"
+# No import circle and no upward import between the layers (scripts/check_layers.py).
+python3 scripts/check_layers.py >"$work/layers.log" 2>&1 || lint_failed=$((lint_failed + 1))
+cat "$work/layers.log"
+# The Python (rules: ruff.toml) and the shell (rules: .shellcheckrc, warnings and errors).
+.venv/bin/ruff check --no-cache . >"$work/ruff.log" 2>&1 || { lint_failed=$((lint_failed + 1)); head -n 40 "$work/ruff.log"; }
+shellcheck -x --severity=warning scripts/*.sh scripts/webauthn-demo .ci/run tests/*/*.sh >"$work/shellcheck.log" 2>&1 \
+  || { lint_failed=$((lint_failed + 1)); head -n 40 "$work/shellcheck.log"; }
+# No dependency that no code uses (every Cargo.toml of the repository).
+cargo machete >"$work/machete.log" 2>&1 || { lint_failed=$((lint_failed + 1)); cat "$work/machete.log"; }
+record lint $((8 - lint_failed)) "$lint_failed"
 
 # --- 1. unit tests -----------------------------------------------------------------
 log "level 1: pure-Rust unit tests (cargo test --workspace --lib: the core crate needs no Postgres)"

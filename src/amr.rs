@@ -28,7 +28,7 @@ pub const KNOWN_METHODS: &[&str] = &[
 ];
 
 /// The one upsert of a session's claim of a method, for record_amr and for every successful
-/// verification (src/verification/record.rs): `$rows` selects (id, session_id,
+/// verification (src/factor_kinds/record.rs): `$rows` selects (id, session_id,
 /// authentication_method, created_at, updated_at); an existing claim of the session and
 /// method only has its `updated_at` moved.
 macro_rules! claim_upsert {

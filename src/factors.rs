@@ -8,10 +8,11 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 use crate::audit::{self, Event, Traits};
-use crate::factor_kinds::{parse_type, FactorType};
 use crate::otp::{qr, secret, uri, OtpParams};
 use crate::pg::error::{raise, MfaError, OrRaise};
 use crate::pg::spi::{fresh_row, lock_user, run, Stmt};
+use crate::pg::types::factor_type as parse_type;
+use mfa_auth_core::factor_type::FactorType;
 use mfa_auth_core::phone::is_e164;
 
 /// Supabase Auth's limit.
@@ -367,7 +368,7 @@ pub fn unenroll_mine(factor_id: pgrx::Uuid) {
 pub fn enroll_webauthn(user_id: pgrx::Uuid, friendly_name: Option<&str>) -> pgrx::Uuid {
     check_friendly_name(friendly_name);
     // A relying party must be configured before anyone can register (the error names the setting).
-    crate::factor_kinds::webauthn::config();
+    crate::relying_party::config();
     insert_factor(crate::pg::ids::new_factor_id(), user_id, friendly_name, FactorType::Webauthn, None, None)
 }
 

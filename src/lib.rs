@@ -23,6 +23,7 @@ mod audit;
 mod challenges;
 mod factors;
 mod recovery;
+mod relying_party;
 mod secrets;
 mod session;
 mod settings;

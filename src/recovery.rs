@@ -11,10 +11,10 @@ use pgrx::prelude::*;
 
 use crate::attempt_limits;
 use crate::audit::{self, EntryExt, Event, Traits};
-use crate::factor_kinds::FactorType;
 use crate::pg::error::{raise, MfaError, OrRaise};
 use crate::pg::ids;
 use crate::pg::spi::{fresh_row, lock_user, run, Stmt};
+use mfa_auth_core::factor_type::FactorType;
 use mfa_auth_core::recovery_code as recovery;
 
 /// Under the per-user lock enrollment takes, with a snapshot taken after it: whether the user

@@ -5,10 +5,10 @@
 use pgrx::prelude::*;
 
 use crate::challenges::create::create;
+use crate::factor_kinds::row::Lookup;
 use crate::factor_kinds::{FactorType, Via};
 use crate::factors::my_factor;
 use crate::pg::error::{required, MfaError};
-use crate::verification::row::Lookup;
 use crate::verification::{verify, Attempt};
 
 /// Creates a challenge for a factor. For a phone factor it also makes the SMS

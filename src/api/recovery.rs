@@ -5,10 +5,10 @@
 
 use pgrx::prelude::*;
 
+use crate::factor_kinds::row::Lookup;
 use crate::factor_kinds::Via;
 use crate::pg::error::required;
 use crate::recovery::{delete, generate};
-use crate::verification::row::Lookup;
 use crate::verification::{verify, Attempt};
 
 /// A new set of `count` (4..16) recovery codes for the user, replacing any earlier set. Only

@@ -5,11 +5,11 @@
 use pgrx::prelude::*;
 
 use crate::challenges::create::create;
+use crate::factor_kinds::row::Lookup;
 use crate::factor_kinds::{FactorType, Via};
 use crate::factors::{enroll_my_webauthn as enroll_mine, enroll_webauthn as enroll, my_factor};
 use crate::pg::error::{require_writable, required, MfaError};
 use crate::pg::types::CredentialJson;
-use crate::verification::row::Lookup;
 use crate::verification::{verify, Attempt};
 
 /// Enrolls a new, unverified WebAuthn factor. Its first challenge (auth.create_challenge)

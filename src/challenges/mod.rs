@@ -52,7 +52,7 @@ mod tests {
     #[pg_test]
     fn verify_factor_finds_the_newest_challenge_by_index() {
         load();
-        let p = plan(&crate::verification::row::LOOKUP_FACTOR, "'00000000-0000-0000-0000-000000000007', 300, NULL");
+        let p = plan(&crate::factor_kinds::row::LOOKUP_FACTOR, "'00000000-0000-0000-0000-000000000007', 300, NULL");
         assert!(p.contains("Index Scan using mfa_challenges_factor_id_created_at_idx"), "{p}");
         assert!(p.contains("Index Scan using mfa_challenges_pkey"), "{p}");
         assert!(p.contains("Index Scan using mfa_factors_pkey"), "{p}");
@@ -63,7 +63,7 @@ mod tests {
     fn verify_challenge_is_primary_key_lookups() {
         load();
         let p = plan(
-            &crate::verification::row::LOOKUP_CHALLENGE,
+            &crate::factor_kinds::row::LOOKUP_CHALLENGE,
             "'00000000-0000-0000-0000-000000000001', 300, '10.0.0.1'",
         );
         assert!(p.contains("Index Scan using mfa_challenges_pkey"), "{p}");

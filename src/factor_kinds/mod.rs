@@ -6,23 +6,20 @@
 //! arm in [`of`].
 
 pub mod phone;
+pub mod record;
 pub mod recovery_code;
+pub mod row;
 pub mod totp;
 pub mod webauthn;
 
 use pgrx::datum::DatumWithOid;
 use pgrx::spi::SpiClient;
 
+use crate::factor_kinds::row::Locked;
 use crate::pg::error::{raise, MfaError};
-use crate::verification::row::Locked;
+pub use crate::pg::types::factor_type as parse_type;
 pub use mfa_auth_core::audit::Event;
 pub use mfa_auth_core::factor_type::FactorType;
-
-/// The factor type whose `auth.factor_type` label is `label` (a label this extension does
-/// not know is a factor row of a newer version: 0A000).
-pub fn parse_type(label: &str) -> FactorType {
-    FactorType::from_sql_name(label).unwrap_or_else(|| raise(MfaError::UnsupportedFactor(label.to_owned())))
-}
 
 /// Which verification function was called: one taking a code, verify_webauthn, or
 /// verify_recovery_code. A kind answers to one of them.
@@ -106,11 +103,11 @@ pub trait FactorKind: Sync {
     fn check(&self, client: &mut SpiClient<'_>, row: &Locked, response: &Response<'_>) -> Checked;
 
     /// Writes a success: runs this kind's statement of
-    /// [`success_statement!`](crate::verification::record), with the pipeline's arguments.
+    /// [`success_statement!`](crate::factor_kinds::record), with the pipeline's arguments.
     fn succeed(&self, client: &mut SpiClient<'_>, args: &[DatumWithOid<'_>]);
 
     /// Writes a failure: runs this kind's statement of
-    /// [`failure_statement!`](crate::verification::record), with the pipeline's arguments.
+    /// [`failure_statement!`](crate::factor_kinds::record), with the pipeline's arguments.
     fn fail(&self, client: &mut SpiClient<'_>, args: &[DatumWithOid<'_>]);
 }
 

@@ -5,12 +5,12 @@ use pgrx::datum::DatumWithOid;
 use pgrx::spi::SpiClient;
 
 use super::{code, Checked, FactorKind, FactorRow, Issued, Response};
+use crate::factor_kinds::record::{challenge_success, factor_failure};
+use crate::factor_kinds::row::Locked;
 use crate::otp::hotp::normalize_code;
 use crate::otp::secret;
 use crate::pg::error::{raise, MfaError, OrRaise};
 use crate::pg::spi::{run, Stmt};
-use crate::verification::record::{challenge_success, factor_failure};
-use crate::verification::row::Locked;
 use mfa_auth_core::code_hash::{self, hash_code, verify_code_hash};
 
 /// Digits of an SMS code.

@@ -10,10 +10,10 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 use super::{code, Checked, Event, FactorKind, FactorRow, FactorType, Issued, Response, Via};
+use crate::factor_kinds::record::{failure_statement, success_statement};
+use crate::factor_kinds::row::Locked;
 use crate::pg::error::{raise, MfaError, OrRaise};
 use crate::pg::spi::{run, Stmt};
-use crate::verification::record::{failure_statement, success_statement};
-use crate::verification::row::Locked;
 use mfa_auth_core::recovery_code as recovery;
 
 /// Consumes the unused code whose hash is one of `$2` (one per configured key): one look-up

@@ -5,13 +5,13 @@ use pgrx::datum::DatumWithOid;
 use pgrx::spi::SpiClient;
 
 use super::{code, Checked, FactorKind, FactorRow, Issued, Response};
+use crate::factor_kinds::record::{challenge_success, factor_failure};
+use crate::factor_kinds::row::Locked;
 use crate::otp::hotp::verify_totp;
 use crate::otp::{base32, Algorithm, OtpParams};
 use crate::pg::clock;
 use crate::pg::error::OrRaise;
 use crate::pg::spi::{run, Stmt};
-use crate::verification::record::{challenge_success, factor_failure};
-use crate::verification::row::Locked;
 
 /// Success, on either schema: only the shared parts.
 const SUCCEED: Stmt = challenge_success!("", "");

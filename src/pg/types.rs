@@ -83,3 +83,10 @@ impl CredentialJson {
         }
     }
 }
+
+/// The factor type whose `auth.factor_type` label is `label` (a label this extension does
+/// not know is a factor row of a newer version: 0A000).
+pub fn factor_type(label: &str) -> mfa_auth_core::factor_type::FactorType {
+    mfa_auth_core::factor_type::FactorType::from_sql_name(label)
+        .unwrap_or_else(|| raise(MfaError::UnsupportedFactor(label.to_owned())))
+}

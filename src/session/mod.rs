@@ -22,15 +22,18 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::OwnedPreparedStatement;
 
 use crate::pg::error::{raise, MfaError, OrRaise};
 
+mod fast_path;
 pub mod settings;
+mod statements;
+
+pub(crate) use fast_path::{AAL_FAST, SATISFIED_FAST};
+use statements::{last_mfa, session_lookup, with_statements};
 
 /// Called from _PG_init: a rolled-back subtransaction (ROLLBACK TO SAVEPOINT, an exception
 /// block) may have undone a claim this backend recorded, so it drops the cache too.
@@ -88,7 +91,6 @@ thread_local! {
     /// Bumped when this backend changes claims or runs DISCARD ALL: drops the cache.
     static GENERATION: Cell<u64> = const { Cell::new(0) };
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
-    static STATEMENTS: RefCell<Option<Statements>> = const { RefCell::new(None) };
 }
 
 /// The claims of this backend, or who the caller is, changed (a verification, a recorded
@@ -98,52 +100,6 @@ pub fn claims_changed() {
     AAL_FAST.reset();
     SATISFIED_FAST.reset();
 }
-
-/// A C function's answer for the current statement, for its per-row fast path. A backend
-/// is one process with one thread, so plain process-global atomics (relaxed loads are
-/// ordinary moves) replace thread-locals here: in a dlopen()ed library every thread-local
-/// access is a __tls_get_addr call, which costs more than the rest of a cache hit.
-pub(crate) struct FastPath {
-    statement: AtomicI64,
-    role: AtomicU32,
-    /// Never 0 while valid.
-    answer: AtomicU32,
-}
-
-impl FastPath {
-    const fn new() -> FastPath {
-        FastPath { statement: AtomicI64::new(i64::MIN), role: AtomicU32::new(0), answer: AtomicU32::new(0) }
-    }
-
-    /// The published answer, if it is for the current statement and role. Cannot raise.
-    #[inline]
-    pub(crate) fn hit(&self) -> Option<u32> {
-        let answer = self.answer.load(Ordering::Relaxed);
-        // SAFETY: plain reads of backend state that cannot raise an ERROR.
-        let (start, role) = unsafe { (raw::GetCurrentStatementStartTimestamp(), raw::GetOuterUserId()) };
-        (answer != 0
-            && self.statement.load(Ordering::Relaxed) == start
-            && self.role.load(Ordering::Relaxed) == role.to_u32())
-        .then_some(answer)
-    }
-
-    /// Publishes `answer` (non-zero) for `key`'s statement, only if no claim changed while
-    /// it was computed.
-    fn publish(&self, key: StatementKey, answer: u32) {
-        if key == statement_key() {
-            self.role.store(key.role.to_u32(), Ordering::Relaxed);
-            self.answer.store(answer, Ordering::Relaxed);
-            self.statement.store(key.statement_start, Ordering::Relaxed);
-        }
-    }
-
-    fn reset(&self) {
-        self.statement.store(i64::MIN, Ordering::Relaxed);
-    }
-}
-
-pub(crate) static AAL_FAST: FastPath = FastPath::new();
-pub(crate) static SATISFIED_FAST: FastPath = FastPath::new();
 
 /// DISCARD ALL: a pooled connection handed to someone else starts a new session.
 pub fn discard_all() {
@@ -284,89 +240,6 @@ pub(crate) fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(user, context);
     crate::pg::schema::pinned(f)
-}
-
-/// Per-backend: the claims table's owner, the aal_level label OIDs, and the prepared look-ups.
-struct Statements {
-    owner: pg_sys::Oid,
-    aal1: pg_sys::Oid,
-    aal2: pg_sys::Oid,
-    last_mfa: OwnedPreparedStatement,
-    amr: OwnedPreparedStatement,
-    enrolled: OwnedPreparedStatement,
-}
-
-// Every name qualified, operators included: these plans are made under the caller's
-// search_path, which must not be able to change what they mean. $1 is the session, $2 the
-// user: an MFA claim counts only through a factor of that user (auth.mfa_verified_claims).
-const LAST_MFA_SQL: &str = "SELECT pg_catalog.max(v.updated_at) FROM auth.mfa_verified_claims v
-     WHERE v.session_id OPERATOR(pg_catalog.=) $1 AND v.user_id OPERATOR(pg_catalog.=) $2";
-const AMR_SQL: &str = "SELECT auth.session_amr($1, $2)";
-// Whether user $1 has a verified factor (on mfa_factors_user_id_idx).
-const ENROLLED_SQL: &str = "SELECT EXISTS (SELECT FROM auth.mfa_factors f
-     WHERE f.user_id OPERATOR(pg_catalog.=) $1 AND f.status OPERATOR(pg_catalog.=) 'verified'::auth.factor_status)";
-
-fn with_statements<R>(f: impl FnOnce(&Statements) -> R) -> R {
-    STATEMENTS.with(|s| {
-        if s.borrow().is_none() {
-            // Parsed and planned under the pinned search_path, as they run (as_owner).
-            let st = crate::pg::schema::pinned(|| Spi::connect(|client| {
-                crate::pg::schema::check_schema(client);
-                let row = client
-                    .select(
-                        "SELECT c.relowner,
-                                (SELECT e.oid FROM pg_catalog.pg_enum e WHERE e.enumtypid OPERATOR(pg_catalog.=) 'auth.aal_level'::pg_catalog.regtype AND e.enumlabel OPERATOR(pg_catalog.=) 'aal1'),
-                                (SELECT e.oid FROM pg_catalog.pg_enum e WHERE e.enumtypid OPERATOR(pg_catalog.=) 'auth.aal_level'::pg_catalog.regtype AND e.enumlabel OPERATOR(pg_catalog.=) 'aal2')
-                           FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) 'auth.mfa_amr_claims'::pg_catalog.regclass",
-                        None,
-                        &[],
-                    )
-                    .or_raise()
-                    .first();
-                let owner: pg_sys::Oid = row.get(1).or_raise().expect("relowner");
-                let aal1: pg_sys::Oid = row.get(2).or_raise().expect("aal1");
-                let aal2: pg_sys::Oid = row.get(3).or_raise().expect("aal2");
-                let uuids = [PgOid::from(pg_sys::UUIDOID), PgOid::from(pg_sys::UUIDOID)];
-                let last_mfa = client.prepare(LAST_MFA_SQL, &uuids).or_raise().keep();
-                let amr = client.prepare(AMR_SQL, &uuids).or_raise().keep();
-                let enrolled = client.prepare(ENROLLED_SQL, &uuids[..1]).or_raise().keep();
-                Statements { owner, aal1, aal2, last_mfa, amr, enrolled }
-            }));
-            *s.borrow_mut() = Some(st);
-        }
-        f(s.borrow().as_ref().expect("just filled"))
-    })
-}
-
-use pgrx::PgOid;
-
-/// Runs one of the prepared per-session look-ups for the current session and user, as the
-/// claims table's owner; None without a session or user.
-fn session_lookup<T: FromDatum + IntoDatum>(
-    me: Identity,
-    statement: impl Fn(&Statements) -> &OwnedPreparedStatement,
-) -> Option<T> {
-    let (sid, uid) = (to_pg(me.session_id)?, to_pg(me.uid)?);
-    with_statements(|st| {
-        as_owner(st.owner, || {
-            Spi::connect(|client| {
-                let args: [DatumWithOid; 2] = [sid.into(), uid.into()];
-                client.select(statement(st), None, &args).or_raise().first().get::<T>(1).or_raise()
-            })
-        })
-    })
-}
-
-/// updated_at of the current session's newest MFA claim of the current user, cached for
-/// the statement.
-fn last_mfa() -> Option<i64> {
-    let (me, cached) = with_cache(|c| (c.identity, c.last_mfa));
-    if let Some(v) = cached {
-        return v;
-    }
-    let v = session_lookup::<TimestampWithTimeZone>(me, |st| &st.last_mfa).map(|t| t.into_inner());
-    with_cache(|c| c.last_mfa = Some(v));
-    v
 }
 
 pub fn to_pg(u: Option<uuid::Uuid>) -> Option<pgrx::Uuid> {

@@ -2,27 +2,24 @@
 //! a WebAuthn response, a recovery code; by challenge, by factor, or self-service) runs
 //! [`verify`], which drives load → refuse → count → decide → record, asking the factor kind
 //! (src/factor_kinds/) only what differs: how a response is parsed and checked, and which
-//! statement writes the outcome (src/verification/record.rs spells their shared parts).
+//! statement writes the outcome (src/factor_kinds/record.rs spells their shared parts).
 //!
 //! Verification is two statements inside one SQL call: one that locks the rows and reads
 //! everything the decision needs ([`row::Lookup::load`]), and one that writes the outcome. A
 //! wrong response returns false after counting the failure, so the count is committed with the
 //! caller's transaction instead of being rolled back by an error.
 
-pub mod record;
-pub mod row;
-
 use pgrx::datum::DatumWithOid;
 use pgrx::spi::SpiClient;
 
 use crate::attempt_limits;
 use crate::audit::{self, EntryExt, Event, Outcome, Traits};
+use crate::factor_kinds::row::{Locked, Lookup};
 use crate::factor_kinds::{self, Checked, FactorKind, Via};
 use crate::pg::error::{raise, MfaError};
 use crate::pg::ids;
 use mfa_auth_core::attempts::Counted;
 use mfa_auth_core::verification::{outcome, refusal, Refusal};
-use row::{Locked, Lookup};
 
 /// One verification attempt, as the SQL function that was called describes it.
 pub struct Attempt<'a> {

@@ -40,6 +40,7 @@ def totp_now(secret, steps_ahead=0):
     default window of 1 step: a factor never accepts a step twice, so a second verification of
     one factor within 30 s uses the next step). Waits out the last second of a step."""
     import time
+
     import pyotp
     if 30 - time.time() % 30 < 1.5:
         time.sleep(30 - time.time() % 30 + 0.1)
@@ -51,6 +52,7 @@ def wrong_codes(secret, n):
     guess such as '000000' is a factor's right code about 3 times in a million, which a test
     making thousands of guesses would meet now and then."""
     import time
+
     import pyotp
     now = time.time()
     right = {pyotp.TOTP(secret).at(now + 30 * k) for k in range(-2, 3)}

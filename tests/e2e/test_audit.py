@@ -10,8 +10,8 @@ import time
 import uuid
 
 import psycopg
-import pytest
 import pyotp
+import pytest
 
 from conftest import ThrowawayCluster, wrong_codes
 
@@ -41,7 +41,7 @@ def cluster():
         for f in [os.path.join(root, "log")] + glob.glob(os.path.join(root, "data", "log", "*")):
             lines = open(f, errors="replace").read().splitlines(keepends=True)
             if c.crashed_on_purpose:
-                lines = [l for l in lines if not on_purpose(l, c.crashed_on_purpose)]
+                lines = [ln for ln in lines if not on_purpose(ln, c.crashed_on_purpose)]
             with open(os.path.join(dest, "audit-" + os.path.basename(f) + ".log"), "w") as out:
                 out.writelines(lines)
     c.stop(keep_files=keep)
@@ -195,15 +195,15 @@ def test_no_secret_or_code_in_the_trail_or_the_server_log(cluster):
         made += codes + [x.replace("-", "") for x in codes]
         c.execute("SELECT auth.verify_recovery_code(%s, %s, NULL, %s)", (user, codes[1], session))
         hashes = [r[0] for r in c.execute("SELECT code_hash FROM auth.mfa_recovery_codes")] if c.execute(
-            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'auth.mfa_recovery_codes'::regclass AND attname = 'code_hash'").fetchone()[0] else []
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'auth.mfa_recovery_codes'::regclass AND attname = 'code_hash'").fetchone()[0] else []  # noqa: E501
         made += hashes
         rows(c, "user_id = %s AND event = 'recovery_code_verification'", user)
         trail = "\n".join(r[0] for r in c.execute("SELECT t::text FROM auth.mfa_audit_log t"))
         n_rows = c.execute("SELECT count(*) FROM auth.mfa_audit_log").fetchone()[0]
     time.sleep(0.3)
     logs = {f: open(f, errors="replace").read() for f in glob.glob(os.path.join(cluster.root, "data", "log", "*"))}
-    json_lines = [json.loads(l) for f, t in logs.items() if f.endswith(".json") for l in t.splitlines() if l.strip()]
-    audit_lines = [l["message"] for l in json_lines if l.get("message", "").startswith("mfa_auth audit: ")]
+    json_lines = [json.loads(ln) for f, t in logs.items() if f.endswith(".json") for ln in t.splitlines() if ln.strip()]
+    audit_lines = [ln["message"] for ln in json_lines if ln.get("message", "").startswith("mfa_auth audit: ")]
     payloads = [json.loads(m[len("mfa_auth audit: "):]) for m in audit_lines]
     assert len(payloads) >= n_rows > 10 and all("action" in p for p in payloads)
     everything = trail + "\n".join(logs.values())
@@ -225,10 +225,10 @@ def test_only_auditors_read_it_and_no_one_writes_it(cluster):
             acl = admin.execute("SELECT relacl::text FROM pg_class WHERE oid = 'auth.mfa_audit_log'::regclass").fetchone()[0]
             print(f"\n  auth.mfa_audit_log ACL: {acl}")
             for role in ("public", "audit_app", "authenticated"):
-                assert not admin.execute("SELECT has_table_privilege(%s, 'auth.mfa_audit_log', 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')", (role,)).fetchone()[0]
+                assert not admin.execute("SELECT has_table_privilege(%s, 'auth.mfa_audit_log', 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')", (role,)).fetchone()[0]  # noqa: E501
             assert admin.execute("SELECT has_table_privilege('audit_reader', 'auth.mfa_audit_log', 'SELECT')").fetchone()[0]
-            assert not admin.execute("SELECT has_table_privilege('audit_reader', 'auth.mfa_audit_log', 'INSERT, UPDATE, DELETE, TRUNCATE')").fetchone()[0]
-            assert admin.execute("SELECT count(*) FROM pg_extension e, unnest(e.extconfig) c WHERE c = 'auth.mfa_audit_log'::regclass").fetchone()[0] == 1
+            assert not admin.execute("SELECT has_table_privilege('audit_reader', 'auth.mfa_audit_log', 'INSERT, UPDATE, DELETE, TRUNCATE')").fetchone()[0]  # noqa: E501
+            assert admin.execute("SELECT count(*) FROM pg_extension e, unnest(e.extconfig) c WHERE c = 'auth.mfa_audit_log'::regclass").fetchone()[0] == 1  # noqa: E501
         with db(cluster, user="audit_app") as app:
             for q in ("SELECT * FROM auth.mfa_audit_log", "INSERT INTO auth.mfa_audit_log (id, event) VALUES (gen_random_uuid(), 'x')",
                       "DELETE FROM auth.mfa_audit_log", "SELECT * FROM auth.audit_status()", "SELECT auth.cleanup_audit_log()"):
@@ -351,8 +351,8 @@ def test_a_crash_loses_only_what_was_queued(cluster):
         assert rows(c, "factor_id = %s AND event = 'factor_unlocked'", fid, wait_for=2)[-1][0] == "factor_unlocked"
     # This crash was made on purpose: only its own lines may say so.
     log = server_log(cluster)
-    crash = re.compile(r"terminated by signal|terminated by exception|exited with exit code ([2-9]|[1-9][0-9])|PANIC:|TRAP: |failed Assert|all server processes terminated")
-    unexpected = [l for l in log.splitlines() if crash.search(l) and not on_purpose(l, pid)]
+    crash = re.compile(r"terminated by signal|terminated by exception|exited with exit code ([2-9]|[1-9][0-9])|PANIC:|TRAP: |failed Assert|all server processes terminated")  # noqa: E501
+    unexpected = [ln for ln in log.splitlines() if crash.search(ln) and not on_purpose(ln, pid)]
     assert not unexpected, unexpected
 
 

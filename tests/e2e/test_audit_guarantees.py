@@ -22,10 +22,9 @@ import threading
 import time
 import uuid
 
-import psycopg
 import pytest
 
-from conftest import PG_BIN, ThrowawayCluster, as_cluster_user, wrong_codes
+from conftest import PG_BIN, ThrowawayCluster, wrong_codes
 
 PENDING_CAP = 1024      # src/audit.rs
 CAPACITY = 1024         # src/audit.rs: the shared queue
@@ -129,7 +128,7 @@ def test_losses_are_recorded_in_their_own_database_by_kind(cluster):
         with cluster.connect(dbname=flood) as f:
             fid = f.execute("SELECT factor_id FROM auth.enroll_totp(gen_random_uuid())").fetchone()[0]
             # 1100 challenges in one transaction: 1024 wait for its commit, 76 over the cap.
-            f.execute("SELECT count(*) FROM generate_series(1, 1100) g, LATERAL auth.create_challenge(%s, '192.0.2.8'::inet + 0 * g) c", (fid,))
+            f.execute("SELECT count(*) FROM generate_series(1, 1100) g, LATERAL auth.create_challenge(%s, '192.0.2.8'::inet + 0 * g) c", (fid,))  # noqa: E501
         with cluster.connect(dbname=app) as a:
             victim = failures(a, 3)
         with cluster.connect(dbname=app) as c:
@@ -169,7 +168,7 @@ def test_one_transaction_holds_at_most_the_cap_and_counts_the_rest(cluster):
 
         def rss():
             with open(f"/proc/{pid}/status") as f:
-                return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+                return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
         c.execute(make, (100, fid))
         for audit in ("off", "on"):
             c.execute(f"SET mfa_auth.audit = {audit}")
@@ -215,13 +214,13 @@ def test_a_clean_restart_keeps_what_was_queued(cluster):
     took = time.time() - t0
     assert done.returncode == 0, done.stdout + done.stderr
     log = open(os.path.join(cluster.root, "log"), errors="replace").read()
-    saved = [l for l in log.splitlines() if "saved for the next start" in l or "are queued again" in l]
+    saved = [ln for ln in log.splitlines() if "saved for the next start" in ln or "are queued again" in ln]
     # (The trail cannot be read while the lock is held: the queue's count says what waits.)
     release(cluster, db, gid)
     after = rows(cluster, db, "factor_id = %s AND event = 'verification'", fid, wait_for=5, timeout=20)
     print(f"\n  fast restart with 5 failures queued behind a lock: {took:.1f} s; {len(after)} rows once the lock "
-          f"went; server log: {[l.split('LOG:')[-1].strip() for l in saved]}")
-    assert any("saved for the next start" in l for l in saved) and any("are queued again" in l for l in saved)
+          f"went; server log: {[ln.split('LOG:')[-1].strip() for ln in saved]}")
+    assert any("saved for the next start" in ln for ln in saved) and any("are queued again" in ln for ln in saved)
     assert [(r[0], r[1]) for r in after] == [("verification", "failure")] * 5
     assert took < 30
 

@@ -268,6 +268,7 @@ def test_the_audit_trail_in_this_configuration(database):
     failure goes with it (as its attempt count does: docs/security.md) and a committed one stays."""
     import time
     import uuid
+
     from conftest import wrong_codes
     user = uuid.uuid4()
     with connect() as c:

@@ -137,14 +137,14 @@ def test_phone_code_is_hashed_and_resend_is_limited(service_role):
     with connect(user=service_role) as c, connect() as admin:
         user = uuid.uuid4()
         fid = c.execute("SELECT auth.enroll_phone(%s, '+14155552671')", (user,)).fetchone()[0]
-        cid, expires, code = c.execute("SELECT challenge_id, expires_at, code FROM auth.create_challenge(%s, '10.0.0.1')", (fid,)).fetchone()
+        cid, expires, code = c.execute("SELECT challenge_id, expires_at, code FROM auth.create_challenge(%s, '10.0.0.1')", (fid,)).fetchone()  # noqa: E501
         assert len(code) == 6 and code.isdigit()
         stored = admin.execute("SELECT otp_code FROM auth.mfa_challenges WHERE id = %s", (cid,)).fetchone()[0]
         # Keyed where the cluster has a master key (k1, scripts/lib.sh), else the unkeyed v1 hash.
         assert code not in stored and stored.startswith("v2$k1$" if CONFIG in ("keyfile", "inline") else "v1$")
         with pytest.raises(psycopg.errors.ObjectInUse, match="less than 60 seconds"):
             c.execute("SELECT * FROM auth.create_challenge(%s, '10.0.0.1')", (fid,))
-        wrong = "%06d" % ((int(code) + 1) % 1_000_000)
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
         assert verify(c, cid, wrong) is False
         session = uuid.uuid4()
         assert verify(c, cid, code, None, session) is True

@@ -9,7 +9,8 @@ import psycopg
 import pyotp
 import pytest
 
-from conftest import ThrowawayCluster, connect, totp_now as fresh_code, wrong_codes
+from conftest import ThrowawayCluster, connect, wrong_codes
+from conftest import totp_now as fresh_code
 
 
 def test_fifty_rollback_rounds_lock_the_factor(plain_role):

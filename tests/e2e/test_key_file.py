@@ -10,8 +10,8 @@ import time
 import uuid
 
 import psycopg
-from psycopg import sql
 import pytest
+from psycopg import sql
 
 from conftest import ThrowawayCluster, totp_now
 

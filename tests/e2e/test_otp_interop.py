@@ -39,7 +39,7 @@ def ours(conn, cases):
             [c["period"] for c in cases], [c["alg"] for c in cases],
         ),
     ).fetchall()
-    for c, (code, step) in zip(cases, rows):
+    for c, (_code, step) in zip(cases, rows, strict=True):
         assert step == c["t"] // c["period"], c
     return [r[0] for r in rows]
 
@@ -49,7 +49,7 @@ def test_totp_matches_oathtool(admin):
     cases = random_cases(rng, 1)
     mine = ours(admin, cases)
     mismatches = []
-    for c, code in zip(cases, mine):
+    for c, code in zip(cases, mine, strict=True):
         # oathtool's base32 reader needs RFC 4648 padding (unpadded 64-byte keys decode
         # wrongly), so it gets the canonical padded form.
         padded = base64.b32encode(c["key"]).decode()
@@ -71,7 +71,7 @@ def test_totp_matches_pyotp(admin):
     for c in cases:
         c["digits"] = rng.randint(6, 10)
     mine = ours(admin, cases)
-    for c, code in zip(cases, mine):
+    for c, code in zip(cases, mine, strict=True):
         theirs = pyotp.TOTP(c["secret"], digits=c["digits"], digest=ALGS[c["alg"]], interval=c["period"]).at(c["t"])
         assert theirs == code, c
     print(f"pyotp interop: {len(cases)} cases, 0 mismatches")

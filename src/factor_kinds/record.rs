@@ -56,7 +56,7 @@ macro_rules! success_statement {
                               WHERE l.factor_id = $2 AND l.session_id = claim.session_id
                                 AND l.authentication_method = $5)"
             ),
-            args: $crate::verification::record::SUCCESS_ARGS,
+            args: $crate::factor_kinds::record::SUCCESS_ARGS,
         }
     };
 }
@@ -67,7 +67,7 @@ pub(crate) use success_statement;
 /// secret; `$factor_columns`, more of its columns to set.
 macro_rules! challenge_success {
     ($closed:literal, $factor_columns:literal) => {
-        $crate::verification::record::success_statement!(concat!(
+        $crate::factor_kinds::record::success_statement!(concat!(
             "c AS (
               UPDATE auth.mfa_challenges SET verified_at = pg_catalog.clock_timestamp()
                WHERE id = $1 RETURNING verified_at
@@ -105,7 +105,7 @@ macro_rules! failure_statement {
                 " updated_at = pg_catalog.clock_timestamp()
            WHERE id = $1"
             ),
-            args: $crate::verification::record::FAILURE_ARGS,
+            args: $crate::factor_kinds::record::FAILURE_ARGS,
         }
     };
 }
@@ -114,7 +114,7 @@ pub(crate) use failure_statement;
 /// The failure of a challenge's kind: counted on the factor, with its re-sealed secret.
 macro_rules! factor_failure {
     ($before:literal) => {
-        $crate::verification::record::failure_statement!(
+        $crate::factor_kinds::record::failure_statement!(
             $before,
             "auth.mfa_factors",
             "failed_attempts",

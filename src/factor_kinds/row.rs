@@ -6,10 +6,11 @@
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::factor_kinds::{parse_type, FactorType};
 use crate::pg::error::{raise, MfaError, OrRaise};
 use crate::pg::schema::for_schema;
 use crate::pg::spi::{run, Stmt};
+use crate::pg::types::factor_type as parse_type;
+use mfa_auth_core::factor_type::FactorType;
 use mfa_auth_core::verification::State;
 
 /// A challenge, with its factor. `$2` is the challenge expiry in seconds, `$3` the caller's

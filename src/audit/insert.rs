@@ -1,0 +1,144 @@
+//! Writing events into auth.mfa_audit_log, and removing old rows.
+
+use pgrx::prelude::*;
+
+use super::*;
+
+/// One INSERT for a batch, parameters as arrays (one element per event).
+pub(super) const INSERT_SQL: &str = "INSERT INTO auth.mfa_audit_log
+       (id, created_at, event, outcome, user_id, factor_id, session_id, ip_address, payload)
+     SELECT e.id, 'epoch'::pg_catalog.timestamptz OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => e.us OPERATOR(pg_catalog./) 1e6),
+            e.event, e.outcome, e.user_id, e.factor_id, e.session_id, e.ip, e.payload
+       FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.uuid[]), pg_catalog.unnest($2::pg_catalog.int8[]),
+                       pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[]),
+                       pg_catalog.unnest($5::pg_catalog.uuid[]), pg_catalog.unnest($6::pg_catalog.uuid[]),
+                       pg_catalog.unnest($7::pg_catalog.uuid[]), pg_catalog.unnest($8::pg_catalog.inet[]),
+                       pg_catalog.unnest($9::pg_catalog.jsonb[]))
+            AS e(id, us, event, outcome, user_id, factor_id, session_id, ip, payload)
+     ON CONFLICT (id) DO NOTHING";
+
+pub(super) fn uuid(b: Option<[u8; 16]>) -> Option<pgrx::Uuid> {
+    b.map(pgrx::Uuid::from_bytes)
+}
+
+/// Inserts `events` (in the current transaction) and, with mfa_auth.audit_log_server, writes
+/// each to the server log.
+pub(super) fn write(client: &mut pgrx::spi::SpiClient<'_>, events: &[Entry]) {
+    let payloads: Vec<serde_json::Value> = events.iter().map(Entry::payload_value).collect();
+    let ids: Vec<pgrx::Uuid> = events.iter().map(|e| pgrx::Uuid::from_bytes(e.id)).collect();
+    let us: Vec<i64> = events.iter().map(|e| e.at_us).collect();
+    let ev: Vec<String> = events.iter().map(|e| e.event().map(Event::name).unwrap_or("unknown").to_string()).collect();
+    let outcome: Vec<Option<String>> = events.iter().map(|e| e.outcome_of().map(|o| o.name().to_string())).collect();
+    let users: Vec<Option<pgrx::Uuid>> = events.iter().map(|e| uuid(e.user_of())).collect();
+    let factors: Vec<Option<pgrx::Uuid>> = events.iter().map(|e| uuid(e.factor_of())).collect();
+    let sessions: Vec<Option<pgrx::Uuid>> = events.iter().map(|e| uuid(e.session_of())).collect();
+    let ips: Vec<Option<pgrx::Inet>> = events.iter().map(|e| e.ip_of().map(|s| pgrx::Inet(s.to_string()))).collect();
+    let log_lines: Vec<String> =
+        if crate::settings::audit_log_server() { payloads.iter().map(|p| p.to_string()).collect() } else { Vec::new() };
+    let json: Vec<pgrx::JsonB> = payloads.into_iter().map(pgrx::JsonB).collect();
+    let args: [DatumWithOid; 9] = [
+        ids.into(),
+        us.into(),
+        ev.into(),
+        outcome.into(),
+        users.into(),
+        factors.into(),
+        sessions.into(),
+        ips.into(),
+        json.into(),
+    ];
+    client.update(INSERT_SQL, None, &args).or_raise();
+    for p in &log_lines {
+        log!("mfa_auth audit: {p}");
+    }
+}
+
+/// Without the library preloaded, and at PREPARE TRANSACTION: the events are inserted in the
+/// caller's transaction, as the table's owner (the caller may be any role: a PREPARE runs no
+/// function of the extension), under the pinned search_path.
+pub(super) fn insert_here(events: &[Entry]) {
+    crate::pg::schema::pinned(|| {
+        Spi::connect_mut(|client| {
+            // A database still on 0.2.0's SQL (before ALTER EXTENSION mfa_auth UPDATE) has no
+            // trail. The table's OID is kept for the backend and checked in the relation cache
+            // (no statement per event); a dropped and re-created extension is looked up again.
+            let cached = TABLE.get().filter(|(oid, _)| {
+                // SAFETY: a syscache look-up by OID; NULL when no such relation exists.
+                let name = unsafe { pg_sys::get_rel_name(*oid) };
+                !name.is_null() && unsafe { core::ffi::CStr::from_ptr(name) }.to_bytes() == b"mfa_audit_log"
+            });
+            let table = cached.or_else(|| {
+                let row = client
+                    .select(
+                        "SELECT c.oid, c.relowner FROM pg_catalog.pg_class c
+                          WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('auth.mfa_audit_log')",
+                        None,
+                        &[],
+                    )
+                    .or_raise();
+                if row.is_empty() {
+                    return None;
+                }
+                let row = row.first();
+                Some((row.get::<pg_sys::Oid>(1).or_raise()?, row.get::<pg_sys::Oid>(2).or_raise()?))
+            });
+            TABLE.set(table);
+            if let Some((_, owner)) = table {
+                crate::session::as_owner(owner, || write(client, events));
+            }
+        })
+    });
+}
+
+thread_local! {
+    /// auth.mfa_audit_log's OID and owner, once seen by this backend.
+    static TABLE: std::cell::Cell<Option<(pg_sys::Oid, pg_sys::Oid)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` in a transaction of its own; an error in it is logged as a WARNING and rolls the
+/// transaction back (the worker goes on). False on error.
+pub(super) fn in_transaction(what: &str, f: impl FnOnce()) -> bool {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let ok = PgTryBuilder::new(AssertUnwindSafe(|| {
+        f();
+        true
+    }))
+    .catch_others(|e| {
+        let msg = match &e {
+            pg_sys::panic::CaughtError::PostgresError(r) | pg_sys::panic::CaughtError::ErrorReport(r) => {
+                r.message().to_string()
+            }
+            pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+        };
+        warning!("mfa_auth audit writer: {what} failed: {msg}");
+        false
+    })
+    .execute();
+    unsafe {
+        if ok {
+            pg_sys::PopActiveSnapshot();
+            pg_sys::CommitTransactionCommand();
+        } else {
+            pg_sys::AbortCurrentTransaction();
+        }
+    }
+    ok
+}
+
+pub(super) const RETENTION_SQL: &str = "WITH old AS (
+         SELECT l.id FROM auth.mfa_audit_log l
+          WHERE l.created_at OPERATOR(pg_catalog.<) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) $1)
+          ORDER BY l.created_at LIMIT $2
+     )
+     DELETE FROM auth.mfa_audit_log d USING old WHERE d.id OPERATOR(pg_catalog.=) old.id";
+
+/// Deletes up to `batch` rows older than `older_than` along the created_at index; returns
+/// how many.
+pub(super) fn delete_older(client: &mut pgrx::spi::SpiClient<'_>, older_than: Interval, batch: i32) -> i64 {
+    let args: [DatumWithOid; 2] = [older_than.into(), i64::from(batch).into()];
+    client.update(RETENTION_SQL, None, &args).or_raise().len() as i64
+}
