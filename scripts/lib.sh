@@ -151,7 +151,7 @@ pg_cache() {
 
 # The majors besides 15 that scripts/pg-build.sh can build, and the ones the test command runs
 # by default (scripts/test.sh --all-versions runs them all).
-EXTRA_MAJORS="13 18"
+EXTRA_MAJORS="18"
 # shellcheck disable=SC2034 # (read by the scripts that source this file)
 CI_MAJORS="18"
 
@@ -174,4 +174,20 @@ pgrx_init() {
     log "~/.pgrx/config.toml: $(echo "$want" | sed -n 's/^\(pg[0-9]*\) = .*/\1/p' | tr '\n' ' ')"
     printf '%s\n' "$want" >"$file.new" && mv -f "$file.new" "$file"
   fi
+}
+
+# project_version CARGO_TOML: the release version, from the one place it is written
+# ([workspace.package] of Cargo.toml; [package] in releases before 0.3.0).
+project_version() {
+  python3 - "$1" <<'PY'
+import sys, tomllib
+t = tomllib.load(open(sys.argv[1], "rb"))
+v = t.get("workspace", {}).get("package", {}).get("version") or t["package"]["version"]
+print(v if isinstance(v, str) else sys.exit("no version in " + sys.argv[1]))
+PY
+}
+
+# maintainer: who maintains mfa_auth, as META.json says (the packages' Maintainer).
+maintainer() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["maintainer"])' "$(dirname "${BASH_SOURCE[0]}")/../META.json"
 }

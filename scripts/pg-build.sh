@@ -17,10 +17,9 @@ cache=$(pg_cache)
 prefix="$cache/$major"
 # Which suite has which major's source package (postgresql-17's files are not on the mirror).
 case $major in
-  13) suite=bullseye ;;
   18) suite=sid ;;
   15) echo "$PG_BIN"; exit 0 ;;
-  *) die "PostgreSQL $major: no Debian source package is known to be reachable (13 and 18 are; 15 is the system's)" ;;
+  *) die "PostgreSQL $major: no Debian source package is known to be reachable (18 is; 15 is the system's)" ;;
 esac
 
 if [ ! -x "$prefix/bin/pg_config" ]; then
@@ -39,7 +38,7 @@ if [ ! -x "$prefix/bin/pg_config" ]; then
   apt_dir="$cache/apt"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$cache/src"
   printf 'deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian %s main\n' \
-    bullseye sid >"$apt_dir/sources.list"
+    sid >"$apt_dir/sources.list"
   apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=-"
             -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
   tarball=$(ls "$cache/src/postgresql-${major}_"*.orig.tar.bz2 2>/dev/null | head -n 1 || true)

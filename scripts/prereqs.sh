@@ -10,7 +10,7 @@ ensure_cargo_path
 
 # --- Debian packages -----------------------------------------------------------
 apt_pkgs=("postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" sudo pkg-config libssl-dev
-          build-essential oathtool python3-venv pgbouncer chromium shellcheck)
+          build-essential oathtool python3-venv pgbouncer chromium shellcheck lintian)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test level of mfa_auth and prints a summary; exits non-zero on any failure.
 #   0. lint                                           (cargo fmt --check, cargo clippy -D warnings, fuzz targets build,
-#                                                       scripts/check_layers.py, ruff, shellcheck, cargo machete)
+#                                                       scripts/check_layers.py, ruff, shellcheck, cargo machete,
+#                                                       scripts/check_release.py)
 #   1. pure-Rust unit tests                           (cargo test --workspace --lib, #[pg_test]s skipped)
 #   2. in-database #[pg_test] tests                    (cargo pgrx test pg15)
 #   3. SQL regression tests with expected output       (pg_regress, tests/pg_regress)
@@ -18,7 +19,13 @@
 # Installs its own prerequisites first (scripts/prereqs.sh), idempotently.
 #   9. other PostgreSQL majors, each built once from   (pg_test, pg_regress, e2e flow/session/configurations,
 #      Debian's source package (scripts/pg-build.sh)    pg_upgrade 15 -> it, the release upgrade path on it:
-#                                                       18 by default; --all-versions: 13 and 18, and pg_upgrade 13 -> 18)
+#                                                       18 by default; --all-versions: every major of EXTRA_MAJORS
+#                                                       in scripts/lib.sh, 18 since 13 went in 0.3.0)
+#  10. the Debian packages                             (scripts/package.sh per major and for the 0.1.0 and 0.2.0
+#                                                       releases, lintian; tests/package/run.sh: installed with
+#                                                       apt-get, no cargo or rustc on PATH, e2e flow/session/
+#                                                       configurations, dpkg -r and reinstall, package upgrades
+#                                                       0.2.0 -> this and 0.1.0 -> this)
 # Usage: scripts/test.sh [--all-versions]
 set -uo pipefail
 all_versions=0
@@ -79,7 +86,9 @@ shellcheck -x --severity=warning scripts/*.sh scripts/webauthn-demo .ci/run test
   || { lint_failed=$((lint_failed + 1)); head -n 40 "$work/shellcheck.log"; }
 # No dependency that no code uses (every Cargo.toml of the repository).
 cargo machete >"$work/machete.log" 2>&1 || { lint_failed=$((lint_failed + 1)); cat "$work/machete.log"; }
-record lint $((8 - lint_failed)) "$lint_failed"
+# The release metadata (META.json, CHANGELOG.md, the control file) agrees with Cargo.toml's version.
+python3 scripts/check_release.py || lint_failed=$((lint_failed + 1))
+record lint $((9 - lint_failed)) "$lint_failed"
 
 # --- 1. unit tests -----------------------------------------------------------------
 log "level 1: pure-Rust unit tests (cargo test --workspace --lib: the core crate needs no Postgres)"
@@ -241,8 +250,6 @@ run_version() {
     record "pg_upgrade_${PG_MAJOR}_$v" 0 1
   fi
   grep -vE '^\s*$' "$work/pgupgrade-$v.log" | tail -n 12
-  # (The release path is tested on 15 and 18; on 13 it is not run: README, supported versions.)
-  [ "$v" -lt 14 ] && return
   log "PostgreSQL $v: the release path 0.1.0 -> 0.2.0 -> this build (tests/upgrade/run.sh)"
   if MFA_AUTH_PG_BIN=$PG_BIN bash "$root/tests/upgrade/run.sh" >"$work/upgrade-$v.log" 2>&1; then
     record "upgrade_pg$v" 1 0
@@ -262,15 +269,50 @@ for v in $majors; do
     tail -n 30 "$work/pgbuild-$v.log"; record "build_pg$v" 0 1
   fi
 done
-if [ "$all_versions" = 1 ]; then
-  log "level 9: pg_upgrade 13 -> 18"
-  if bash "$root/tests/versions/pg_upgrade.sh" "$(pg_cache)/13/bin" "$(pg_cache)/18/bin" >"$work/pgupgrade-13-18.log" 2>&1; then
-    record pg_upgrade_13_18 1 0
+
+# --- 10. the Debian packages ---------------------------------------------------------------
+# scripts/package.sh builds one per major (15, and each of $majors from its source build) and
+# the 0.1.0 and 0.2.0 releases' for 15; lintian checks each (no error allowed; its warnings are
+# listed in docs/packaging.md); tests/package/run.sh installs them with apt-get, with no cargo and
+# no rustc on PATH, and runs the e2e flow, remove/reinstall and package upgrades against them.
+log "level 10: the Debian packages (scripts/package.sh, lintian, tests/package/run.sh)"
+t10=$(date +%s)
+debs="$work/debs" olddebs="$work/debs-old"
+pkg_passed=0 pkg_failed=0
+pkg15=
+for v in "$PG_MAJOR" $majors; do
+  if [ "$v" = "$PG_MAJOR" ]; then vconfig=$PG_CONFIG; else vconfig="$(pg_cache)/$v/bin/pg_config"; fi
+  if d=$(bash "$here/package.sh" --pg-config "$vconfig" --out-dir "$debs" 2>"$work/package-$v.log"); then
+    pkg_passed=$((pkg_passed + 1))
+    [ "$v" = "$PG_MAJOR" ] && pkg15=$d
+    if lintian --fail-on error "$d" >"$work/lintian-$v.log" 2>&1; then pkg_passed=$((pkg_passed + 1)); else pkg_failed=$((pkg_failed + 1)); fi
+    echo "  $(basename "$d"): $(stat -c %s "$d") bytes; lintian: $(grep -cE '^E:' "$work/lintian-$v.log") errors, $(grep -cE '^W:' "$work/lintian-$v.log") warnings"
+    grep -E '^[EW]:' "$work/lintian-$v.log" | sed 's/^/    /'
+    dpkg-deb --fsys-tarfile "$d" | tar -xO --wildcards '*/mfa_auth.so' | sha256sum | sed 's/ .*//; s/^/    mfa_auth.so sha256 /'
   else
-    record pg_upgrade_13_18 0 1
+    pkg_failed=$((pkg_failed + 1)); tail -n 20 "$work/package-$v.log"
   fi
-  grep -vE '^\s*$' "$work/pgupgrade-13-18.log" | tail -n 12
+done
+(cd "$debs" && cat SHA256SUMS) 2>/dev/null | sed 's/^/  SHA256SUMS: /'
+for release in 0.1.0:a62b950 0.2.0:cd247ca; do
+  if bash "$here/package.sh" --commit "${release#*:}" --out-dir "$olddebs" >/dev/null 2>"$work/package-${release%%:*}.log"; then
+    pkg_passed=$((pkg_passed + 1))
+  else
+    pkg_failed=$((pkg_failed + 1)); tail -n 20 "$work/package-${release%%:*}.log"
+  fi
+done
+record packages "$pkg_passed" "$pkg_failed"
+if [ -n "$pkg15" ]; then
+  # Without ~/.cargo/bin on PATH: nothing of Rust for the install and the tests.
+  nocargo=$(echo "$PATH" | tr ':' '\n' | grep -v '\.cargo/bin' | paste -sd: -)
+  PATH=$nocargo bash "$root/tests/package/run.sh" "$pkg15" "$olddebs" >"$work/package-install.log" 2>&1
+  grep -vE '^\s*$' "$work/package-install.log" | tail -n 60
+  read -r p f < <(sed -n 's/^package: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$work/package-install.log" | tail -n 1)
+  record package_install "${p:-0}" "${f:-1}"
+else
+  record package_install 0 1
 fi
+echo "  level 10 took $(( $(date +%s) - t10 ))s"
 
 elapsed=$(( $(date +%s) - t0 ))
 echo

@@ -75,11 +75,8 @@ const LOCK_FOR_UNENROLL: Stmt = Stmt {
 /// Deletes a factor, its challenges, its claim links, and the MFA claims that no other
 /// factor backs, so sessions that were aal2 through it lose aal2; for a recovery-code factor,
 /// its set of codes too.
-macro_rules! unenroll {
-    ($recovery_sets:literal) => {
-        Stmt {
-            sql: concat!(
-                "WITH granted AS (
+const UNENROLL: Stmt = Stmt {
+    sql: "WITH granted AS (
               SELECT session_id, authentication_method FROM auth.mfa_amr_claim_factors WHERE factor_id = $1
           ), orphaned AS (
               SELECT g.session_id, g.authentication_method FROM granted g
@@ -95,25 +92,16 @@ macro_rules! unenroll {
               DELETE FROM auth.mfa_amr_claim_factors WHERE factor_id = $1
           ), dropped_challenges AS (
               DELETE FROM auth.mfa_challenges WHERE factor_id = $1
-          )",
-                $recovery_sets,
-                " DELETE FROM auth.mfa_factors WHERE id = $1
-                  RETURNING user_id, factor_type::text, (SELECT pg_catalog.count(*) FROM dropped_claims)"
-            ),
-            args: &[pg_sys::UUIDOID],
-        }
-    };
-}
-const UNENROLL: Stmt = unenroll!(
-    ", dropped_codes AS (
-         DELETE FROM auth.mfa_recovery_codes
-          WHERE mfa_recovery_code_set_id IN (SELECT id FROM auth.mfa_recovery_code_sets WHERE mfa_factor_id = $1)
-     ), dropped_set AS (
-         DELETE FROM auth.mfa_recovery_code_sets WHERE mfa_factor_id = $1
-     )"
-);
-/// 0.1.0's tables (before `ALTER EXTENSION mfa_auth UPDATE`): no recovery codes.
-const UNENROLL_0_1: Stmt = unenroll!("");
+          ), dropped_codes AS (
+              DELETE FROM auth.mfa_recovery_codes
+               WHERE mfa_recovery_code_set_id IN (SELECT id FROM auth.mfa_recovery_code_sets WHERE mfa_factor_id = $1)
+          ), dropped_set AS (
+              DELETE FROM auth.mfa_recovery_code_sets WHERE mfa_factor_id = $1
+          )
+          DELETE FROM auth.mfa_factors WHERE id = $1
+          RETURNING user_id, factor_type::text, (SELECT pg_catalog.count(*) FROM dropped_claims)",
+    args: &[pg_sys::UUIDOID],
+};
 
 /// The user's recovery-code factor when no other verified factor is left: recovery codes
 /// back a factor up, so they go with the last one.
@@ -246,7 +234,7 @@ pub fn unenroll(factor_id: pgrx::Uuid, allow: impl FnOnce(&mut SpiClient<'_>, pg
         // set is removed with the last factor below instead of outliving it.
         lock_user(client, owner);
         allow(client, owner, verified);
-        audit_unenrolled(factor_id, run(client, crate::pg::schema::for_schema(&UNENROLL, &UNENROLL_0_1), &args));
+        audit_unenrolled(factor_id, run(client, &UNENROLL, &args));
         // Removing the user's last verified factor removes their recovery codes too.
         let orphaned: Option<pgrx::Uuid> =
             fresh_row(client, &ORPHANED_RECOVERY_CODES, &[owner.into()], |row| row.get(1));

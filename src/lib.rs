@@ -36,20 +36,10 @@ pub use mfa_auth_core::{otp, webauthn};
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 // SQL-language functions reading the claims; functions returning this extension's own SQL
 // types, and the current user's factor list; recovery-code status, in SQL. Their SECURITY
-// DEFINER functions have SQL-standard bodies (bound by OID), which PostgreSQL 13 lacks: there
-// the same functions come from sql/pg13/ with string bodies.
-#[cfg(not(feature = "pg13"))]
+// DEFINER functions have SQL-standard bodies (bound by OID when created).
 extension_sql_file!("../sql/amr.sql", name = "amr", requires = ["schema"]);
-#[cfg(not(feature = "pg13"))]
 extension_sql_file!("../sql/session.sql", name = "session", requires = ["schema", "amr", api::sessions::uid]);
-#[cfg(not(feature = "pg13"))]
 extension_sql_file!("../sql/recovery.sql", name = "recovery", requires = ["schema", api::sessions::uid]);
-#[cfg(feature = "pg13")]
-extension_sql_file!("../sql/pg13/amr.sql", name = "amr", requires = ["schema"]);
-#[cfg(feature = "pg13")]
-extension_sql_file!("../sql/pg13/session.sql", name = "session", requires = ["schema", "amr", api::sessions::uid]);
-#[cfg(feature = "pg13")]
-extension_sql_file!("../sql/pg13/recovery.sql", name = "recovery", requires = ["schema", api::sessions::uid]);
 // The audit trail's table and its readers' role.
 extension_sql_file!("../sql/audit.sql", name = "audit", requires = ["schema"]);
 // Enforcement helpers for policies: auth.aal_next(), auth.mfa_satisfied().

@@ -39,8 +39,9 @@ fn create_challenge_v2(
 }
 
 /// 0.1.0's auth.create_challenge (three columns), still exported under its C symbol
-/// `create_challenge_wrapper` for a database on 0.1.0's SQL until `ALTER EXTENSION mfa_auth
-/// UPDATE`. Not in 0.2.0's SQL.
+/// `create_challenge_wrapper`, so that a database on 0.1.0's SQL gets this library's refusal
+/// (55000, "run ALTER EXTENSION mfa_auth UPDATE": src/pg/schema.rs) instead of a missing
+/// symbol. Not in 0.2.0's SQL.
 #[pg_extern(sql = false)]
 fn create_challenge(
     factor_id: Option<pgrx::Uuid>,

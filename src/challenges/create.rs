@@ -10,27 +10,18 @@ use crate::audit::{self, EntryExt, Event, Outcome, Traits};
 use crate::factor_kinds::{self, parse_type, FactorRow, FactorType, Issued};
 use crate::pg::error::{raise, MfaError, OrRaise};
 use crate::pg::ids;
-use crate::pg::schema::for_schema;
 use crate::pg::spi::{run, Stmt};
 use crate::settings;
 
-macro_rules! lock_factor {
-    ($credential:literal) => {
-        Stmt {
-            sql: concat!(
-                "SELECT factor_type::text,
-                        locked_until > pg_catalog.clock_timestamp(),
-                        last_challenged_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2),
-                        user_id, status OPERATOR(pg_catalog.=) 'verified', friendly_name, ",
-                $credential,
-                " FROM auth.mfa_factors WHERE id = $1 FOR UPDATE"
-            ),
-            args: &[pg_sys::UUIDOID, pg_sys::INT4OID],
-        }
-    };
-}
-const LOCK_FACTOR: Stmt = lock_factor!("web_authn_credential::text");
-const LOCK_FACTOR_0_1: Stmt = lock_factor!("NULL::text");
+/// The factor, locked: its type, lock, resend window, owner, status, name and credential.
+const LOCK_FACTOR: Stmt = Stmt {
+    sql: "SELECT factor_type::text,
+                 locked_until > pg_catalog.clock_timestamp(),
+                 last_challenged_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2),
+                 user_id, status OPERATOR(pg_catalog.=) 'verified', friendly_name, web_authn_credential::text
+            FROM auth.mfa_factors WHERE id = $1 FOR UPDATE",
+    args: &[pg_sys::UUIDOID, pg_sys::INT4OID],
+};
 
 /// `$5` is the new challenge's id: a UUIDv7 (time-ordered), so inserts into the primary
 /// key append to its right edge instead of landing on a random leaf of a large index.
@@ -103,11 +94,7 @@ pub fn create(client: &mut SpiClient<'_>, factor_id: pgrx::Uuid, ip_address: Opt
             return Created { id, expires, code: None, webauthn: None };
         }
     }
-    let f = run(
-        client,
-        for_schema(&LOCK_FACTOR, &LOCK_FACTOR_0_1),
-        &[factor_id.into(), settings::phone_resend_interval().into()],
-    );
+    let f = run(client, &LOCK_FACTOR, &[factor_id.into(), settings::phone_resend_interval().into()]);
     if f.is_empty() {
         raise(MfaError::FactorNotFound);
     }

@@ -7,7 +7,6 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 use crate::pg::error::{raise, MfaError, OrRaise};
-use crate::pg::schema::for_schema;
 use crate::pg::spi::{run, Stmt};
 use crate::pg::types::factor_type as parse_type;
 use mfa_auth_core::factor_type::FactorType;
@@ -17,9 +16,6 @@ use mfa_auth_core::verification::State;
 /// IP address (or NULL). The columns are read by name into [`Locked`].
 macro_rules! challenge_lookup {
     ($where:literal) => {
-        challenge_lookup!("f.web_authn_credential::text", $where)
-    };
-    ($credential:literal, $where:literal) => {
         concat!(
             "SELECT c.id AS challenge_id, f.id AS factor_id, f.user_id, f.factor_type::text AS factor_type,
                     f.status OPERATOR(pg_catalog.=) 'verified' AS factor_verified,
@@ -33,9 +29,8 @@ macro_rules! challenge_lookup {
                     c.otp_code,
                     f.failed_attempts::pg_catalog.int4 AS failed_attempts,
                     f.locked_until IS NOT NULL AS lock_ran_out,
-                    c.web_authn_session_data::text AS web_authn_session_data, ",
-            $credential,
-            " AS web_authn_credential
+                    c.web_authn_session_data::text AS web_authn_session_data,
+                    f.web_authn_credential::text AS web_authn_credential
                FROM auth.mfa_factors f JOIN auth.mfa_challenges c ON c.factor_id = f.id ",
             $where,
             " FOR UPDATE OF f, c"
@@ -46,25 +41,11 @@ macro_rules! challenge_lookup {
 /// By challenge id (primary key).
 pub const LOOKUP_CHALLENGE: Stmt =
     Stmt { sql: challenge_lookup!("WHERE c.id = $1"), args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INETOID] };
-const LOOKUP_CHALLENGE_0_1: Stmt = Stmt {
-    sql: challenge_lookup!("NULL::text", "WHERE c.id = $1"),
-    args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INETOID],
-};
 
 /// By factor id: its newest open (unverified, unexpired) challenge, found
 /// newest-first on (factor_id, created_at DESC).
 pub const LOOKUP_FACTOR: Stmt = Stmt {
     sql: challenge_lookup!(
-        "WHERE c.id = (SELECT o.id FROM auth.mfa_challenges o
-                        WHERE o.factor_id = $1 AND o.verified_at IS NULL
-                          AND o.created_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2)
-                        ORDER BY o.created_at DESC LIMIT 1)"
-    ),
-    args: &[pg_sys::UUIDOID, pg_sys::INT4OID, pg_sys::INETOID],
-};
-const LOOKUP_FACTOR_0_1: Stmt = Stmt {
-    sql: challenge_lookup!(
-        "NULL::text",
         "WHERE c.id = (SELECT o.id FROM auth.mfa_challenges o
                         WHERE o.factor_id = $1 AND o.verified_at IS NULL
                           AND o.created_at > pg_catalog.clock_timestamp() - pg_catalog.make_interval(secs => $2)
@@ -113,16 +94,8 @@ impl Lookup {
     pub fn load(self, client: &mut SpiClient<'_>, ip_address: Option<pgrx::Inet>) -> Locked {
         let expiry = crate::settings::challenge_expiry();
         let found = match self {
-            Lookup::Challenge(id) => run(
-                client,
-                for_schema(&LOOKUP_CHALLENGE, &LOOKUP_CHALLENGE_0_1),
-                &[id.into(), expiry.into(), ip_address.into()],
-            ),
-            Lookup::Factor(id) => run(
-                client,
-                for_schema(&LOOKUP_FACTOR, &LOOKUP_FACTOR_0_1),
-                &[id.into(), expiry.into(), ip_address.into()],
-            ),
+            Lookup::Challenge(id) => run(client, &LOOKUP_CHALLENGE, &[id.into(), expiry.into(), ip_address.into()]),
+            Lookup::Factor(id) => run(client, &LOOKUP_FACTOR, &[id.into(), expiry.into(), ip_address.into()]),
             Lookup::RecoveryCodes(user) => run(client, &LOOKUP_RECOVERY_CODES, &[user.into()]),
         };
         if found.is_empty() {

@@ -133,8 +133,7 @@ fn check(parsed: &Parsed) -> Checked {
     }
 }
 
-/// Success, only on the current tables (0.1.0 has no WebAuthn factors): the credential with
-/// its new sign count (`$8`).
+/// Success: the credential with its new sign count (`$8`).
 const SUCCEED: Stmt = challenge_success!(
     "",
     ", web_authn_credential = COALESCE($8::jsonb, web_authn_credential),

@@ -95,6 +95,9 @@ pub enum MfaError {
     /// 42501: schema `auth` is not safe to run statements in (why): not the extension's, or
     /// owned by, or open to CREATE by, a role that is not a superuser.
     SchemaUnsafe(String),
+    /// 55000: the database's mfa_auth objects are at a version this library does not serve
+    /// (0.1.0's): `ALTER EXTENSION mfa_auth UPDATE` first.
+    NotUpdated(String),
     /// XX000: reading a row this extension's own statement returned failed (a bug).
     Internal(String),
 }
@@ -176,6 +179,7 @@ impl MfaError {
             MfaError::Internal(_) => ERRCODE_INTERNAL_ERROR,
             MfaError::ReadOnly { .. } => ERRCODE_READ_ONLY_SQL_TRANSACTION,
             MfaError::SchemaUnsafe(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            MfaError::NotUpdated(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             MfaError::NoAuthenticatedUser => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             MfaError::NoFactor | MfaError::NoWebauthnFactor => ERRCODE_NO_DATA_FOUND,
             MfaError::SeveralFactors => ERRCODE_CARDINALITY_VIOLATION,
@@ -211,6 +215,10 @@ impl MfaError {
             MfaError::UnsupportedFactor(t) => format!("challenges of {t} factors are not supported"),
             MfaError::Internal(e) => format!("mfa_auth internal error: {e}"),
             MfaError::SchemaUnsafe(why) => format!("schema \"auth\" of mfa_auth is not safe to use: {why}"),
+            MfaError::NotUpdated(version) => format!(
+                "mfa_auth's objects in this database are at version {version}, which library {} does not serve",
+                env!("CARGO_PKG_VERSION")
+            ),
             MfaError::ReadOnly { function, standby: true } => {
                 format!("{function} cannot run on a standby server: it writes to the primary's tables")
             }
@@ -318,6 +326,9 @@ impl MfaError {
             ),
             MfaError::SchemaUnsafe(_) => Some(
                 "Whoever owns schema auth, or may create objects in it, could re-point the names mfa_auth's SECURITY DEFINER functions use. A superuser restores it: ALTER SCHEMA auth OWNER TO <a superuser>; REVOKE CREATE ON SCHEMA auth FROM <other roles>, PUBLIC (docs/security.md, \"Schema auth\").",
+            ),
+            MfaError::NotUpdated(_) => Some(
+                "Run ALTER EXTENSION mfa_auth UPDATE in this database (as a superuser): it keeps every factor, challenge and claim.",
             ),
             MfaError::ReadOnly { standby: true, .. } => Some(
                 "Call it on the primary. A standby answers auth.aal(), auth.amr(), auth.mfa_verified_within() and row-level-security policies from the claims it has replayed.",

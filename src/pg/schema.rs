@@ -1,11 +1,10 @@
 //! Checks of the schema the extension's statements run on: that `auth` is the extension's own
-//! schema, safe to name (once per backend), and which version's tables it has (0.1.0's lack
-//! the WebAuthn columns until `ALTER EXTENSION mfa_auth UPDATE`).
+//! schema, safe to name, and at a version this library serves (once per backend).
 
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::pg::error::{raise, MfaError, OrRaise};
+use crate::pg::error::{raise, MfaError};
 
 thread_local! {
     /// Whether this backend has checked schema `auth` ([`check_schema`]).
@@ -19,11 +18,16 @@ const SCHEMA_STATE: &str = "SELECT n.nspname::pg_catalog.text, r.rolname::pg_cat
         EXISTS (SELECT 1 FROM pg_catalog.aclexplode(n.nspacl) a
                  WHERE a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
                    AND NOT COALESCE((SELECT g.rolsuper FROM pg_catalog.pg_roles g
-                                      WHERE g.oid OPERATOR(pg_catalog.=) a.grantee), false))
+                                      WHERE g.oid OPERATOR(pg_catalog.=) a.grantee), false)),
+        e.extversion::pg_catalog.text
    FROM pg_catalog.pg_extension e
    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
    JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
   WHERE e.extname OPERATOR(pg_catalog.=) 'mfa_auth'";
+
+/// The versions of the extension's SQL that this library refuses to run statements for (the
+/// database must be updated first): 0.1.0, whose tables predate the verified claims.
+const UNSERVED_VERSIONS: [&str; 1] = ["0.1.0"];
 
 /// Before this backend's first statement on the extension's objects: every statement names
 /// them in schema `auth`, so that name must be the extension's schema, owned by a superuser,
@@ -53,36 +57,15 @@ pub fn check_schema(client: &SpiClient<'_>) {
     if foreign_create {
         raise(MfaError::SchemaUnsafe("a role that is not a superuser may create objects in it".into()));
     }
+    // 0.1.0's tables lack what every verification and auth.aal() read (the verified claims,
+    // recovery codes): refused with a hint, until the update, rather than failing on a missing
+    // relation. (Not while CREATE or ALTER EXTENSION runs a script of this extension.)
+    let version: String = row.get(5).ok().flatten().unwrap_or_default();
+    // SAFETY: a backend-global flag the server sets while it runs an extension's script.
+    if UNSERVED_VERSIONS.contains(&version.as_str()) && !unsafe { pg_sys::creating_extension } {
+        raise(MfaError::NotUpdated(version));
+    }
     SCHEMA_CHECKED.with(|c| c.set(true));
-}
-
-/// Whether auth.mfa_factors has 0.2.0's WebAuthn columns. Between installing this library and
-/// `ALTER EXTENSION mfa_auth UPDATE`, a database still has 0.1.0's tables, and the statements
-/// that name those columns are swapped for ones that do not (`*_0_1`), so TOTP and phone keep
-/// working there. Looked up until it is true, then remembered for the backend's life.
-pub fn webauthn_columns() -> bool {
-    thread_local! { static PRESENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
-    if PRESENT.with(|p| p.get()) {
-        return true;
-    }
-    let present = Spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-                         WHERE attrelid = 'auth.mfa_factors'::pg_catalog.regclass
-                           AND attname = 'web_authn_credential' AND NOT attisdropped)",
-    )
-    .or_raise()
-    .unwrap_or(false);
-    PRESENT.with(|p| p.set(present));
-    present
-}
-
-/// The statement for this database's schema: `current` on 0.2.0's tables, `old` on 0.1.0's.
-pub fn for_schema<T>(current: &'static T, old: &'static T) -> &'static T {
-    if webauthn_columns() {
-        current
-    } else {
-        old
-    }
 }
 
 /// The search_path every statement of the extension is parsed, planned and run under: the

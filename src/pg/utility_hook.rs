@@ -15,27 +15,12 @@ static mut PREV: pg_sys::ProcessUtility_hook_type = None;
 /// What runs after a DISCARD ALL succeeded (set once, by [`install`]).
 static mut ON_DISCARD_ALL: fn() = || {};
 
-#[cfg(not(feature = "pg13"))]
 extern "C" {
     #[link_name = "standard_ProcessUtility"]
     fn raw_standard_process_utility(
         pstmt: *mut pg_sys::PlannedStmt,
         query_string: *const core::ffi::c_char,
         read_only_tree: bool,
-        context: pg_sys::ProcessUtilityContext::Type,
-        params: pg_sys::ParamListInfo,
-        query_env: *mut pg_sys::QueryEnvironment,
-        dest: *mut pg_sys::DestReceiver,
-        qc: *mut pg_sys::QueryCompletion,
-    );
-}
-
-#[cfg(feature = "pg13")]
-extern "C" {
-    #[link_name = "standard_ProcessUtility"]
-    fn raw_standard_process_utility(
-        pstmt: *mut pg_sys::PlannedStmt,
-        query_string: *const core::ffi::c_char,
         context: pg_sys::ProcessUtilityContext::Type,
         params: pg_sys::ParamListInfo,
         query_env: *mut pg_sys::QueryEnvironment,
@@ -52,7 +37,6 @@ unsafe fn is_discard_all(pstmt: *mut pg_sys::PlannedStmt) -> bool {
         && (*(node as *mut pg_sys::DiscardStmt)).target == pg_sys::DiscardMode::DISCARD_ALL
 }
 
-#[cfg(not(feature = "pg13"))]
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C-unwind" fn process_utility(
     pstmt: *mut pg_sys::PlannedStmt,
@@ -68,26 +52,6 @@ unsafe extern "C-unwind" fn process_utility(
     match PREV {
         Some(prev) => prev(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc),
         None => raw_standard_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc),
-    }
-    if discard {
-        crate::pg::guard::hook_body((), ON_DISCARD_ALL);
-    }
-}
-
-#[cfg(feature = "pg13")]
-unsafe extern "C-unwind" fn process_utility(
-    pstmt: *mut pg_sys::PlannedStmt,
-    query_string: *const core::ffi::c_char,
-    context: pg_sys::ProcessUtilityContext::Type,
-    params: pg_sys::ParamListInfo,
-    query_env: *mut pg_sys::QueryEnvironment,
-    dest: *mut pg_sys::DestReceiver,
-    qc: *mut pg_sys::QueryCompletion,
-) {
-    let discard = is_discard_all(pstmt);
-    match PREV {
-        Some(prev) => prev(pstmt, query_string, context, params, query_env, dest, qc),
-        None => raw_standard_process_utility(pstmt, query_string, context, params, query_env, dest, qc),
     }
     if discard {
         crate::pg::guard::hook_body((), ON_DISCARD_ALL);

@@ -18,6 +18,9 @@ import time
 import uuid
 
 import psycopg
+from softkey import SoftKey
+
+RP_ID, ORIGIN = "example.org", "https://example.org"
 
 
 def connect(db):
@@ -56,7 +59,8 @@ def old_data_works(c, s):
     assert c.execute("SELECT auth.session_aal(%s)::text, auth.session_aal(%s, %s)::text",
                      (s["session"], s["session"], s["user"])).fetchone() == ("aal2", "aal2")
     methods = sorted(m["method"] for m in c.execute("SELECT auth.session_amr(%s, %s)", (s["session"], s["user"])).fetchone()[0])
-    assert methods == ["password", "totp"], methods
+    # (The WebAuthn key an old release registered from the session added its claim.)
+    assert methods == (["mfa/webauthn"] if s.get("key") else []) + ["password", "totp"], methods
     assert c.execute("SELECT auth.verify_challenge(%s, %s)", (s["phone_challenge"], s["phone_code"])).fetchone()[0]
     assert c.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)",
                      (s["open_totp"], oathtool(s["secret"], 1), str(uuid.uuid4()))).fetchone()[0]
@@ -79,18 +83,30 @@ def fill(state_path, db):
         phone_challenge, phone_code = c.execute(
             "SELECT challenge_id, code FROM auth.create_challenge(%s, '10.0.0.1')", (phone,)).fetchone()
         c.execute("SELECT auth.record_amr(%s, 'password')", (session,))
-        recovery = None
-        if old != "0.1.0":  # recovery codes came with 0.2.0; one is kept unused for after the update
+        recovery = key = webauthn = None
+        if old != "0.1.0":  # recovery codes and WebAuthn came with 0.2.0; one code is kept unused
             codes = [r[0] for r in c.execute("SELECT auth.generate_recovery_codes(%s, %s, 4)", (user, session))]
             recovery = codes[1]
+            # A WebAuthn credential registered from the aal2 session (a software key: its private
+            # key goes into the state file, to sign in after the update).
+            c.execute(f"SET mfa_auth.webauthn_rp_id = '{RP_ID}'")
+            c.execute(f"SET mfa_auth.webauthn_origins = '{ORIGIN}'")
+            softkey = SoftKey()
+            webauthn = c.execute("SELECT auth.enroll_webauthn(%s, 'old key')", (user,)).fetchone()[0]
+            wid, options = c.execute("SELECT challenge_id, webauthn FROM auth.create_challenge(%s, '10.0.0.1')",
+                                     (webauthn,)).fetchone()
+            assert c.execute("SELECT auth.verify_webauthn(%s, %s::jsonb, NULL, %s)",
+                             (wid, json.dumps(softkey.create(options, ORIGIN)), session)).fetchone()[0]
+            key = softkey.saved()
         counts = rows(c)
     state = dict(user=str(user), session=str(session), factor=str(factor), secret=secret, open_totp=str(open_totp),
                  phone=str(phone), phone_challenge=str(phone_challenge), phone_code=phone_code, counts=list(counts),
-                 recovery=recovery)
+                 recovery=recovery, webauthn=webauthn and str(webauthn), key=key)
     with open(state_path, "w") as f:
         json.dump(state, f)
     print(f"  {old}: TOTP factor verified (session aal2), an open TOTP challenge, a phone factor with an open "
-          f"challenge{', 4 recovery codes' if recovery else ''}; rows factors/challenges/claims/links = {counts}")
+          f"challenge{', 4 recovery codes, a registered WebAuthn key' if recovery else ''}; "
+          f"rows factors/challenges/claims/links = {counts}")
 
 
 def still(state_path, db):
@@ -115,8 +131,16 @@ def upgraded(state_path, db):
                              (s["user"], s["recovery"], later)).fetchone()[0]
             assert c.execute("SELECT auth.session_aal(%s, %s)::text", (later, s["user"])).fetchone()[0] == "aal2"
             print("  an unused recovery code of the old release recovered a new session to aal2")
-        c.execute("SET mfa_auth.webauthn_rp_id = 'example.org'")
-        c.execute("SET mfa_auth.webauthn_origins = 'https://example.org'")
+        c.execute(f"SET mfa_auth.webauthn_rp_id = '{RP_ID}'")
+        c.execute(f"SET mfa_auth.webauthn_origins = '{ORIGIN}'")
+        if s.get("key"):  # the WebAuthn key registered on the old release signs a new session in
+            softkey, later = SoftKey(s["key"]), str(uuid.uuid4())
+            wid, options = c.execute("SELECT challenge_id, webauthn FROM auth.create_challenge(%s, '10.0.0.1')",
+                                     (s["webauthn"],)).fetchone()
+            assert c.execute("SELECT auth.verify_webauthn(%s, %s::jsonb, NULL, %s)",
+                             (wid, json.dumps(softkey.get(options, ORIGIN)), later)).fetchone()[0]
+            assert c.execute("SELECT auth.session_aal(%s, %s)::text", (later, s["user"])).fetchone()[0] == "aal2"
+            print("  the WebAuthn key registered on the old release signed a new session in to aal2")
         user = c.execute("SELECT user_id FROM auth.mfa_factors LIMIT 1").fetchone()[0]
         w = c.execute("SELECT auth.enroll_webauthn(%s, 'key')", (user,)).fetchone()[0]
         kind = c.execute("SELECT webauthn->>'type' FROM auth.create_challenge(%s, '10.0.0.1')", (w,)).fetchone()[0]

@@ -21,7 +21,7 @@ root=$(cd "$here/../.." && pwd)
 ensure_cargo_path
 
 RELEASES=("0.1.0:a62b950" "0.2.0:cd247ca")
-NEW_VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)
+NEW_VERSION=$(project_version "$root/Cargo.toml")
 pkglibdir=$("$PG_CONFIG" --pkglibdir)
 # The server these run on ($MFA_AUTH_PG_BIN, else Debian's 15): each release is built for it.
 major=$("$PG_CONFIG" --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/')
