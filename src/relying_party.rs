@@ -57,10 +57,7 @@ pub fn config() -> Config {
     for o in &origins {
         check_origin(o, &rp_id);
     }
-    let uv = settings::webauthn_user_verification().unwrap_or_else(|| "preferred".into());
-    let uv = UserVerification::parse(&uv).unwrap_or_else(|| {
-        bad("mfa_auth.webauthn_user_verification", format!("{uv:?}: use required, preferred or discouraged"))
-    });
+    let uv = settings::webauthn_user_verification();
     let rp_name = settings::webauthn_rp_name().unwrap_or_else(|| rp_id.clone());
     Config { rp_id, rp_name, origins, uv }
 }

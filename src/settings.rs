@@ -7,6 +7,7 @@
 use std::ffi::CString;
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::PostgresGucEnum;
 
 static CHALLENGE_EXPIRY: GucSetting<i32> = GucSetting::<i32>::new(300);
 static MAX_FAILED_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(5);
@@ -16,7 +17,19 @@ static TOTP_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(1);
 static WEBAUTHN_RP_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static WEBAUTHN_RP_NAME: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static WEBAUTHN_ORIGINS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-static WEBAUTHN_USER_VERIFICATION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"preferred"));
+static WEBAUTHN_USER_VERIFICATION: GucSetting<UvSetting> = GucSetting::<UvSetting>::new(UvSetting::Preferred);
+
+/// mfa_auth.webauthn_user_verification's values: an enum setting, so `SET` refuses any other
+/// value (22023) instead of the next WebAuthn call.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UvSetting {
+    #[name = c"required"]
+    Required,
+    #[name = c"preferred"]
+    Preferred,
+    #[name = c"discouraged"]
+    Discouraged,
+}
 static AUDIT: GucSetting<bool> = GucSetting::<bool>::new(true);
 static AUDIT_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(90 * 86_400);
 static AUDIT_LOG_SERVER: GucSetting<bool> = GucSetting::<bool>::new(false);
@@ -59,8 +72,13 @@ pub fn webauthn_origins() -> Option<String> {
     text(&WEBAUTHN_ORIGINS)
 }
 /// mfa_auth.webauthn_user_verification.
-pub fn webauthn_user_verification() -> Option<String> {
-    text(&WEBAUTHN_USER_VERIFICATION)
+pub fn webauthn_user_verification() -> mfa_auth_core::webauthn::ceremony::UserVerification {
+    use mfa_auth_core::webauthn::ceremony::UserVerification;
+    match WEBAUTHN_USER_VERIFICATION.get() {
+        UvSetting::Required => UserVerification::Required,
+        UvSetting::Preferred => UserVerification::Preferred,
+        UvSetting::Discouraged => UserVerification::Discouraged,
+    }
 }
 /// mfa_auth.audit.
 pub fn audit() -> bool {
@@ -176,7 +194,7 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_string_guc(
+    GucRegistry::define_enum_guc(
         c"mfa_auth.webauthn_user_verification",
         c"WebAuthn user verification: required, preferred (default) or discouraged.",
         c"With required, a response without the UV flag is refused.",

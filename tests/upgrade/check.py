@@ -18,7 +18,9 @@ import time
 import uuid
 
 import psycopg
-from softkey import SoftKey
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from softkey import SoftKey  # noqa: E402 (the e2e tests' software authenticator)
 
 RP_ID, ORIGIN = "example.org", "https://example.org"
 

@@ -1,4 +1,4 @@
-"""A software WebAuthn authenticator for the upgrade tests: ES256 (P-256 from `cryptography`),
+"""A software WebAuthn authenticator for the upgrade tests and the docs test: ES256 (P-256 from `cryptography`),
 "none" attestation, user present and verified. Its key and signature count are saved in the
 test's state file, so a credential registered on an old release signs in after the update (a
 browser's virtual authenticator lives only as long as its browser). What it answers is the
