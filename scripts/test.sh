@@ -67,7 +67,7 @@ cargo_counts() {
 t0=$(date +%s)
 
 # --- 0. lint ------------------------------------------------------------------------
-log "level 0: lint (cargo fmt, clippy of the extension and its core, the fuzz targets build, the layer/circle check, ruff, shellcheck, cargo machete)"
+log "level 0: lint (cargo fmt, clippy of the extension and its core, the fuzz targets build, the layer/circle check, ruff, shellcheck, cargo machete, the release metadata)"
 lint_failed=0
 cargo fmt --check >"$work/fmt.log" 2>&1 || { lint_failed=$((lint_failed + 1)); head -n 40 "$work/fmt.log"; }
 cargo clippy --all-targets --features pg_test -- -D warnings >"$work/clippy.log" 2>&1 \

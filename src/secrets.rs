@@ -10,8 +10,9 @@
 //!   never a silent fallback to plaintext), and a WARNING in the server log at reload.
 //! - `mfa_auth.encryption_keys` (deprecated, kept so 0.1.0 secrets still open): the keys in
 //!   the setting's value, which Postgres writes to the log when a reload changes it. Its
-//!   keys follow the file's. SHOW and pg_settings show `(hidden)` for it, even to members
-//!   of `pg_read_all_settings`; `ALTER ROLE/DATABASE ... SET` (which would store it in
+//!   keys follow the file's. It is left out of pg_settings and SHOW ALL; SHOW of it is for
+//!   superusers and members of `pg_read_all_settings`, who see `(hidden)` when it is set;
+//!   `ALTER ROLE/DATABASE ... SET` (which would store it in
 //!   pg_db_role_setting and pg_dumpall output) is refused.
 //!
 //! No message of this extension ever quotes a key. Without any key the extension stores

@@ -251,13 +251,15 @@ def test_the_reserved_writer_writes_while_every_other_slot_is_taken(cluster):
         with cluster.connect() as h:
             h.execute(f"SET {name} = on")
             h.execute("SET max_parallel_workers_per_gather = 1")
-            h.execute("SELECT pg_sleep(12)")
+            # (Long enough for every holder to start on a loaded machine and for the victim's
+            # part below: the holders must still run while its failures are written.)
+            h.execute("SELECT pg_sleep(25)")
     holders = [threading.Thread(target=hold) for _ in range(slots)]
     for t in holders:
         t.start()
     try:
         with cluster.connect() as p:
-            deadline = time.time() + 5
+            deadline = time.time() + 12
             while True:
                 free = workers_launched(p, name)
                 if free == 0 or time.time() > deadline:
