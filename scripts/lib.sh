@@ -123,7 +123,7 @@ install_extension() {
   major=$("$PG_CONFIG" --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/')
   log "building and installing mfa_auth (release) into PostgreSQL $major"
   staging=$(mktemp -d /tmp/mfa_auth-package.XXXXXX)
-  cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$staging" >"${1:-/dev/null}" 2>&1 \
+  CARGO_TARGET_DIR=$(release_target_dir) cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$staging" >"${1:-/dev/null}" 2>&1 \
     || { rm -rf "$staging"; [ -n "${1:-}" ] && tail -n 60 "$1" >&2; die "cargo pgrx package failed"; }
   while IFS= read -r f; do
     dest="/${f#./}"
@@ -131,6 +131,14 @@ install_extension() {
       && as_root mv -f "$dest.mfa_auth-new" "$dest" || { rm -rf "$staging"; die "installing $dest failed"; }
   done < <(cd "$staging" && find . -type f)
   rm -rf "$staging"
+}
+
+# release_target_dir: where every release build goes (install_extension, scripts/package.sh),
+# whatever the checkout. A build embeds one absolute path, the generated bindings' OUT_DIR
+# (panic locations in pgrx-pg-sys's pg15.rs), and the sources by relative path: with one target
+# directory, one commit gives the same library bytes in any checkout (docs/packaging.md).
+release_target_dir() {
+  echo "${MFA_AUTH_RELEASE_TARGET:-$(dirname "$(pg_cache)")/target}"
 }
 
 # detach_library PG_CONFIG: gives the installed mfa_auth.so a new inode with the same bytes

@@ -44,7 +44,8 @@ if [ -z "$commit" ]; then
   export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)}
   staging=$work/staging
   log "cargo pgrx package --pg-config $pg_config (mfa_auth $version, PostgreSQL $major)"
-  (cd "$root" && cargo pgrx package --pg-config "$pg_config" --out-dir "$staging") >"$work/build.log" 2>&1 \
+  (cd "$root" && CARGO_TARGET_DIR=$(release_target_dir) cargo pgrx package --pg-config "$pg_config" --out-dir "$staging") \
+    >"$work/build.log" 2>&1 \
     || { tail -n 60 "$work/build.log" >&2; die "cargo pgrx package failed"; }
   changelog_src=$root/CHANGELOG.md
 else
@@ -57,10 +58,10 @@ else
     log "building mfa_auth $version ($commit) for PostgreSQL $major in a git worktree (once; cached)"
     git -C "$root" worktree add --detach "$work/src" "$commit" >/dev/null
     rm -rf "$staging"
-    (cd "$work/src" && CARGO_TARGET_DIR="$staging/../target" \
+    # (In the one release target directory: the same commit gives the same bytes as from a checkout.)
+    (cd "$work/src" && CARGO_TARGET_DIR=$(release_target_dir) \
        cargo pgrx package --pg-config "$pg_config" --out-dir "$staging") >"$work/build.log" 2>&1 \
       || { tail -n 60 "$work/build.log" >&2; die "building $version failed"; }
-    rm -rf "$staging/../target"
   fi
   # (A release before 0.3.0 had no CHANGELOG.md: the package carries this tree's, which has it.)
   changelog_src=$root/CHANGELOG.md
