@@ -32,27 +32,30 @@ pub mod pg;
 
 pub use mfa_auth_core::{otp, webauthn};
 
-// Schema objects first: types, tables, indexes (readable SQL in sql/).
+// Schema objects first: types, tables, indexes (readable SQL in sql/). Each file below requires the
+// one before it as well as what it uses: pgrx orders SQL blocks without a dependency between them
+// differently from build to build, and the install script (so the package) is the same for a
+// commit only if their order is total.
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 // SQL-language functions reading the claims; functions returning this extension's own SQL
 // types, and the current user's factor list; recovery-code status, in SQL. Their SECURITY
 // DEFINER functions have SQL-standard bodies (bound by OID when created).
 extension_sql_file!("../sql/amr.sql", name = "amr", requires = ["schema"]);
 extension_sql_file!("../sql/session.sql", name = "session", requires = ["schema", "amr", api::sessions::uid]);
-extension_sql_file!("../sql/recovery.sql", name = "recovery", requires = ["schema", api::sessions::uid]);
+extension_sql_file!("../sql/recovery.sql", name = "recovery", requires = ["schema", "session", api::sessions::uid]);
 // The audit trail's table and its readers' role.
-extension_sql_file!("../sql/audit.sql", name = "audit", requires = ["schema"]);
+extension_sql_file!("../sql/audit.sql", name = "audit", requires = ["schema", "recovery"]);
 // Enforcement helpers for policies: auth.aal_next(), auth.mfa_satisfied().
 extension_sql_file!(
     "../sql/enforcement.sql",
     name = "enforcement",
-    requires = ["session", api::sessions::aal_next, api::sessions::aal_next_of, api::sessions::mfa_satisfied]
+    requires = ["session", "audit", api::sessions::aal_next, api::sessions::aal_next_of, api::sessions::mfa_satisfied]
 );
 // Procedures that commit per batch, calling their SECURITY DEFINER steps.
 extension_sql_file!(
     "../sql/maintenance.sql",
     name = "maintenance",
-    requires = [api::admin::cleanup_challenges_batch, api::admin::rotate_secrets]
+    requires = ["enforcement", api::admin::cleanup_challenges_batch, api::admin::rotate_secrets]
 );
 // EXECUTE grants, once every function exists.
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
