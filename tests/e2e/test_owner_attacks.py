@@ -329,3 +329,48 @@ def test_the_owner_cannot_reach_the_extensions_settings_tables_or_schema(tenant)
     # 42501: superuser-only; 55P02: server-wide (postgresql.conf / ALTER SYSTEM) settings.
     refused = {sql: ("55P02" if "audit_retention" in sql or "audit_log_server" in sql else "42501") for sql in attempts}
     assert outcome == refused, {k: v for k, v in outcome.items() if v != refused[k]}
+
+
+@pytest.mark.parametrize("setting,value", [("mfa_auth.audit", "off"), ("mfa_auth.audit_log_server", "off"),
+                                           ("mfa_auth.audit_retention", "1")])
+def test_no_role_but_a_superuser_switches_off_or_shortens_the_trail(tenant, setting, value):
+    """What decides what the trail records, in every way a role can set a setting: for its
+    session (SET, SET LOCAL, set_config, PGOPTIONS at connect), for itself (ALTER ROLE) and for
+    the database it owns (ALTER DATABASE). Each is refused for the database's owner, and the
+    setting keeps its value; the superuser-only ones with 42501, the server-wide (sighup) ones
+    with 55P02."""
+    owner, db = tenant
+    sighup = setting != "mfa_auth.audit"
+    with connect(db) as c:
+        before = c.execute(f"SHOW {setting}").fetchone()[0]
+    outcome = {}
+    with connect(db, user=owner, options=SAFE) as o:
+        for sql in (f"SET {setting} = {value}", f"SET LOCAL {setting} = {value}",
+                    f"SELECT pg_catalog.set_config('{setting}', '{value}', false)",
+                    f"SELECT pg_catalog.set_config('{setting}', '{value}', true)",
+                    f"ALTER ROLE {owner} SET {setting} = {value}", f"ALTER DATABASE {db} SET {setting} = {value}",
+                    f"ALTER ROLE {owner} IN DATABASE {db} SET {setting} = {value}"):
+            try:
+                with o.transaction():
+                    o.execute(sql)
+                outcome[sql] = "ran"
+            except psycopg.Error as e:
+                outcome[sql] = e.sqlstate
+        now = o.execute(f"SHOW {setting}").fetchone()[0]
+    # At connect (PGOPTIONS / the startup packet): refused before the session exists.
+    try:
+        with connect(db, user=owner, options=f"{SAFE} -c {setting}={value}") as p:
+            outcome["PGOPTIONS"] = "ran: " + p.execute(f"SHOW {setting}").fetchone()[0]
+    except psycopg.OperationalError as e:
+        outcome["PGOPTIONS"] = "refused: " + str(e).strip().splitlines()[-1].split("FATAL:")[-1].strip()[:160]
+    with connect(db) as c:
+        after = c.execute(f"SHOW {setting}").fetchone()[0]
+        stored = c.execute("SELECT count(*) FROM pg_db_role_setting s, unnest(s.setconfig) AS cfg WHERE cfg LIKE %s",
+                           (setting + "=%",)).fetchone()[0]
+    print(f"\n  {setting} = {value} as the database's owner: {outcome}; value {before} -> {after}, {stored} stored settings")
+    want = "55P02" if sighup else "42501"
+    session = {k: v for k, v in outcome.items() if k != "PGOPTIONS"}
+    assert session == {k: want for k in session}, session
+    assert outcome["PGOPTIONS"].startswith("refused:") and "permission denied" in outcome["PGOPTIONS"] \
+        or (sighup and "cannot be changed now" in outcome["PGOPTIONS"]), outcome["PGOPTIONS"]
+    assert after == before == now and stored == 0
