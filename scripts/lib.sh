@@ -141,6 +141,31 @@ release_target_dir() {
   echo "${MFA_AUTH_RELEASE_TARGET:-$(dirname "$(pg_cache)")/target}"
 }
 
+# release_build COMMIT PG_CONFIG: the `cargo pgrx package` output of a release commit for that
+# server, built once in a git worktree (in the release target directory) and kept in
+# ~/.cache/mfa_auth/VERSION-COMMIT-pgMAJOR/package; prints that directory. Shared by the upgrade
+# test (the old libraries and install scripts) and scripts/package.sh --commit (their packages).
+release_build() {
+  local commit major version staging src log
+  commit=$(git -C "$(dirname "${BASH_SOURCE[0]}")/.." rev-parse --short=7 "$1") || return 1
+  major=$("$2" --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/')
+  src=$(mktemp -d /tmp/mfa_auth-release.XXXXXX) log=$src.log
+  git -C "$(dirname "${BASH_SOURCE[0]}")/.." show "$commit:Cargo.toml" >"$src/Cargo.toml" || return 1
+  version=$(project_version "$src/Cargo.toml")
+  staging="${MFA_AUTH_CACHE:-$HOME/.cache/mfa_auth}/$version-$commit-pg$major/package"
+  if [ -z "$(find "$staging" -name mfa_auth.so 2>/dev/null | head -n 1)" ]; then
+    log "building mfa_auth $version ($commit) for PostgreSQL $major in a git worktree (once; cached in $staging)"
+    git -C "$(dirname "${BASH_SOURCE[0]}")/.." worktree add --detach "$src/tree" "$commit" >/dev/null || return 1
+    rm -rf "$staging"
+    (cd "$src/tree" && CARGO_TARGET_DIR=$(release_target_dir) \
+       cargo pgrx package --pg-config "$2" --out-dir "$staging") >"$log" 2>&1 \
+      || { tail -n 60 "$log" >&2; git -C "$(dirname "${BASH_SOURCE[0]}")/.." worktree remove --force "$src/tree"; rm -rf "$src" "$log"; return 1; }
+    git -C "$(dirname "${BASH_SOURCE[0]}")/.." worktree remove --force "$src/tree" >/dev/null 2>&1
+  fi
+  rm -rf "$src" "$log"
+  echo "$staging"
+}
+
 # detach_library PG_CONFIG: gives the installed mfa_auth.so a new inode with the same bytes
 # (copied, then renamed over it) before a tool writes the file in place (`cargo pgrx test`
 # installs its test build that way): the running servers keep the old inode they mapped.

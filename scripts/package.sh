@@ -36,7 +36,7 @@ major=$("$pg_config" --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/')
 mkdir -p "$out_dir"
 out_dir=$(cd "$out_dir" && pwd)
 work=$(mktemp -d /tmp/mfa_auth-deb.XXXXXX)
-trap 'git -C "$root" worktree remove --force "$work/src" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
 
 # --- the build: `cargo pgrx package` of the working tree or of a release commit --------------
 if [ -z "$commit" ]; then
@@ -53,16 +53,7 @@ else
   git -C "$root" show "$commit:Cargo.toml" >"$work/Cargo.toml"
   version=$(project_version "$work/Cargo.toml")
   export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct "$commit")}
-  staging="${MFA_AUTH_CACHE:-$HOME/.cache/mfa_auth}/$version-$commit-pg$major/package"
-  if [ ! -f "$(find "$staging" -name mfa_auth.so 2>/dev/null | head -n 1)" ]; then
-    log "building mfa_auth $version ($commit) for PostgreSQL $major in a git worktree (once; cached)"
-    git -C "$root" worktree add --detach "$work/src" "$commit" >/dev/null
-    rm -rf "$staging"
-    # (In the one release target directory: the same commit gives the same bytes as from a checkout.)
-    (cd "$work/src" && CARGO_TARGET_DIR=$(release_target_dir) \
-       cargo pgrx package --pg-config "$pg_config" --out-dir "$staging") >"$work/build.log" 2>&1 \
-      || { tail -n 60 "$work/build.log" >&2; die "building $version failed"; }
-  fi
+  staging=$(release_build "$commit" "$pg_config") || die "building $version ($commit) failed"
   # (A release before 0.3.0 had no CHANGELOG.md: the package carries this tree's, which has it.)
   changelog_src=$root/CHANGELOG.md
 fi

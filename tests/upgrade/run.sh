@@ -38,7 +38,6 @@ put_library() { as_root install -m 755 "$1" "$pkglibdir/.mfa_auth.so.new" && as_
 finish() {
   stop_cluster "$work/cluster"
   put_library "$work/new.so" || true
-  for w in "$work"/old-*; do [ -d "$w" ] && git -C "$root" worktree remove --force "$w" >/dev/null 2>&1; done
   rm -rf "$work"
 }
 trap finish EXIT
@@ -47,19 +46,13 @@ trap finish EXIT
 declare -A cache
 for release in "${RELEASES[@]}"; do
   version=${release%%:*} commit=${release##*:}
-  dir="${MFA_AUTH_CACHE:-$HOME/.cache/mfa_auth}/$version-$commit-pg$major"
+  # (release_build in scripts/lib.sh: built once, shared with scripts/package.sh --commit.)
+  package=$(release_build "$commit" "$PG_CONFIG") || die "building $version failed"
+  dir=$work/release-$version
+  mkdir -p "$dir"
+  cp "$(find "$package" -name mfa_auth.so | head -n 1)" "$dir/mfa_auth.so"
+  cp "$(find "$package" -name "mfa_auth--$version.sql" | head -n 1)" "$dir/mfa_auth--$version.sql"
   cache[$version]=$dir
-  if [ ! -f "$dir/mfa_auth.so" ] || [ ! -f "$dir/mfa_auth--$version.sql" ]; then
-    log "building mfa_auth $version ($commit) in a git worktree (once; cached in $dir)"
-    git -C "$root" worktree add --detach "$work/old-$version" "$commit" >/dev/null
-    mkdir -p "$dir"
-    ( cd "$work/old-$version" && CARGO_TARGET_DIR="$dir/target" \
-        cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$dir/package" ) >"$work/old-build-$version.log" 2>&1 \
-      || { tail -n 40 "$work/old-build-$version.log"; die "building $version failed"; }
-    cp "$(find "$dir/package" -name mfa_auth.so | head -n 1)" "$dir/mfa_auth.so"
-    cp "$(find "$dir/package" -name "mfa_auth--$version.sql" | head -n 1)" "$dir/mfa_auth--$version.sql"
-    rm -rf "$dir/target"  # ~2 GB of intermediate files; the two files above are all that is needed
-  fi
   # The old install script sits beside this build's (installing a newer build never removes it).
   as_root install -m 644 "$dir/mfa_auth--$version.sql" "$extdir/mfa_auth--$version.sql"
 done
