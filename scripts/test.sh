@@ -215,7 +215,8 @@ for config in $CONFIGS; do
   log "configuration $config on 127.0.0.1:$cport"
   PGPORT=$cport run_regress "regress_$config" "$cport" "$config"
   PGPORT=$cport MFA_AUTH_CONFIG=$config run_e2e "e2e_$config" \
-    "$root/tests/e2e/test_flow.py" "$root/tests/e2e/test_configurations.py" "$root/tests/e2e/test_session.py"
+    "$root/tests/e2e/test_flow.py" "$root/tests/e2e/test_configurations.py" "$root/tests/e2e/test_session.py" \
+    "$root/tests/e2e/test_hooks.py"
   stop_cluster "$work/cluster-$config"
   crash_check "e2e_$config" "$work/cluster-$config/server.log"
 done
@@ -240,7 +241,8 @@ run_version() {
   rm -f "$MFA_AUTH_LOG_DIR"/*.log
   PGPORT=$vport run_regress "regress_pg$v" "$vport" "pg$v"
   PGPORT=$vport MFA_AUTH_CONFIG=keyfile MFA_AUTH_PG_BIN=$PG_BIN run_e2e "e2e_pg$v" \
-    "$root/tests/e2e/test_flow.py" "$root/tests/e2e/test_session.py" "$root/tests/e2e/test_configurations.py"
+    "$root/tests/e2e/test_flow.py" "$root/tests/e2e/test_session.py" "$root/tests/e2e/test_configurations.py" \
+    "$root/tests/e2e/test_hooks.py"
   stop_cluster "$work/cluster-pg$v"
   crash_check "e2e_pg$v" "$work/cluster-pg$v/server.log" "$MFA_AUTH_LOG_DIR"/*.log
   log "PostgreSQL $v: pg_upgrade from $PG_MAJOR (tests/versions/pg_upgrade.sh)"

@@ -66,6 +66,39 @@ pub fn require_entitled(
     }
 }
 
+/// Whether user `$1` has no verified factor, or session `$2` verified one of theirs less than
+/// `$3` seconds before the statement started.
+const FRESH: Stmt = Stmt {
+    sql:
+        "SELECT NOT EXISTS (SELECT 1 FROM auth.mfa_factors WHERE user_id = $1 AND status = 'verified')
+              OR EXISTS (SELECT 1 FROM auth.mfa_verified_claims v
+                          WHERE v.session_id = $2 AND v.user_id = $1
+                            AND v.updated_at > pg_catalog.statement_timestamp() - pg_catalog.make_interval(secs => $3))",
+    args: &[pg_sys::UUIDOID, pg_sys::UUIDOID, pg_sys::FLOAT8OID],
+};
+
+/// mfa_auth.reverify_window: when set, a self-service change of a user's factors (enrolling
+/// another factor, removing one, generating recovery codes) needs the session to have
+/// verified a factor of the user within the window (42501 naming `what` otherwise). Off (0)
+/// by default; the service functions never ask.
+pub fn require_fresh(
+    client: &mut SpiClient<'_>,
+    user_id: pgrx::Uuid,
+    session_id: Option<pgrx::Uuid>,
+    what: &'static str,
+) {
+    let window = crate::settings::reverify_window();
+    if window <= 0 {
+        return;
+    }
+    let fresh = fresh_row(client, &FRESH, &[user_id.into(), session_id.into(), f64::from(window).into()], |row| {
+        row.get::<bool>(1).unwrap_or(false)
+    });
+    if !fresh {
+        raise(MfaError::ReverifyRequired(what));
+    }
+}
+
 /// Locks a factor row against concurrent verification and reads its owner and status.
 const LOCK_FOR_UNENROLL: Stmt = Stmt {
     sql: "SELECT user_id, status = 'verified' FROM auth.mfa_factors WHERE id = $1 FOR UPDATE",
@@ -131,7 +164,9 @@ fn non_blank(s: Option<&str>) -> Option<&str> {
     s.filter(|v| !v.trim().is_empty())
 }
 
-/// Checks the per-user limits under a per-user lock, then inserts the factor.
+/// Asks mfa_auth.enrollment_hook (when set), checks the per-user limits under a per-user
+/// lock, then inserts the factor. `session`: the self-service caller's session (None for the
+/// service functions). A recovery-code factor is asked for by its generation (src/recovery.rs).
 pub fn insert_factor(
     id: pgrx::Uuid,
     user_id: pgrx::Uuid,
@@ -139,7 +174,11 @@ pub fn insert_factor(
     factor_type: FactorType,
     secret: Option<&str>,
     phone: Option<&str>,
+    session: Option<pgrx::Uuid>,
 ) -> pgrx::Uuid {
+    if factor_type != FactorType::RecoveryCode {
+        crate::hooks::before_enrollment(user_id, factor_type, friendly_name, phone, session);
+    }
     Spi::connect_mut(|client| {
         lock_user(client, user_id);
         let (count, name_taken, phone_taken) =
@@ -185,6 +224,7 @@ pub fn enroll_totp_for(
     issuer: Option<&str>,
     account_name: Option<&str>,
     fallback_account: &str,
+    session: Option<pgrx::Uuid>,
 ) -> (pgrx::Uuid, String, String, String) {
     check_friendly_name(friendly_name);
     let issuer = non_blank(issuer);
@@ -197,7 +237,7 @@ pub fn enroll_totp_for(
     let id = crate::pg::ids::new_factor_id();
     // Stored sealed with the current key of mfa_auth.encryption_keys (plaintext without one).
     let stored = crate::secrets::seal_new(&id, &secret);
-    insert_factor(id, user_id, friendly_name, FactorType::Totp, Some(&stored), None);
+    insert_factor(id, user_id, friendly_name, FactorType::Totp, Some(&stored), None, session);
     (id, secret, uri, qr)
 }
 
@@ -207,7 +247,7 @@ pub fn enroll_phone(user_id: pgrx::Uuid, phone: &str, friendly_name: Option<&str
     if !is_e164(phone) {
         raise(MfaError::invalid("phone", "must be an E.164 number: '+', country code and number, 15 digits at most"));
     }
-    insert_factor(crate::pg::ids::new_factor_id(), user_id, friendly_name, FactorType::Phone, None, Some(phone))
+    insert_factor(crate::pg::ids::new_factor_id(), user_id, friendly_name, FactorType::Phone, None, Some(phone), None)
 }
 
 /// Removes a factor with everything it granted: the one implementation behind
@@ -329,12 +369,15 @@ pub fn my_factor(
 /// current database as default issuer and the role (or user id) as account.
 pub fn enroll_my_totp(friendly_name: Option<&str>, issuer: Option<&str>) -> (pgrx::Uuid, String, String, String) {
     let (user_id, session) = crate::session::me("auth.enroll_my_totp");
-    Spi::connect_mut(|client| require_entitled(client, user_id, session, None, "enroll another factor"));
+    Spi::connect_mut(|client| {
+        require_entitled(client, user_id, session, None, "enroll another factor");
+        require_fresh(client, user_id, session, "enroll another factor");
+    });
     let account = if crate::session::in_gateway_mode() { user_id.to_string() } else { crate::session::caller_role() };
     let database =
         Spi::get_one::<String>("SELECT pg_catalog.current_database()::pg_catalog.text").or_raise().unwrap_or_default();
     let issuer = issuer.or(Some(database.as_str()));
-    enroll_totp_for(user_id, friendly_name, issuer, Some(&account), &account)
+    enroll_totp_for(user_id, friendly_name, issuer, Some(&account), &account, session)
 }
 
 /// Removes one of the current user's factors (and the claims it granted); a verified one
@@ -349,21 +392,25 @@ pub fn unenroll_mine(factor_id: pgrx::Uuid) {
         if verified {
             require_entitled(client, user_id, session, None, "remove a verified factor");
         }
+        require_fresh(client, user_id, session, "remove a factor");
     });
 }
 
 /// Enrolls a new, unverified WebAuthn factor (a relying party must be configured).
-pub fn enroll_webauthn(user_id: pgrx::Uuid, friendly_name: Option<&str>) -> pgrx::Uuid {
+pub fn enroll_webauthn(user_id: pgrx::Uuid, friendly_name: Option<&str>, session: Option<pgrx::Uuid>) -> pgrx::Uuid {
     check_friendly_name(friendly_name);
     // A relying party must be configured before anyone can register (the error names the setting).
     crate::relying_party::config();
-    insert_factor(crate::pg::ids::new_factor_id(), user_id, friendly_name, FactorType::Webauthn, None, None)
+    insert_factor(crate::pg::ids::new_factor_id(), user_id, friendly_name, FactorType::Webauthn, None, None, session)
 }
 
 /// Enrolls a WebAuthn factor for the current user (an aal2 session is needed once the user has
 /// a verified factor).
 pub fn enroll_my_webauthn(friendly_name: Option<&str>) -> pgrx::Uuid {
     let (user_id, session) = crate::session::me("auth.enroll_my_webauthn");
-    Spi::connect_mut(|client| require_entitled(client, user_id, session, None, "enroll another factor"));
-    enroll_webauthn(user_id, friendly_name)
+    Spi::connect_mut(|client| {
+        require_entitled(client, user_id, session, None, "enroll another factor");
+        require_fresh(client, user_id, session, "enroll another factor");
+    });
+    enroll_webauthn(user_id, friendly_name, session)
 }

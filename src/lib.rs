@@ -22,6 +22,7 @@ mod attempt_limits;
 mod audit;
 mod challenges;
 mod factors;
+mod hooks;
 mod recovery;
 mod relying_party;
 mod secrets;
@@ -64,6 +65,7 @@ extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 pub extern "C-unwind" fn _PG_init() {
     pg::error::disable_backtraces();
     settings::init();
+    hooks::init();
     session::settings::init();
     secrets::init();
     attempt_limits::init();

@@ -67,6 +67,8 @@ pub fn generate(user_id: pgrx::Uuid, session_id: Option<pgrx::Uuid>, count: i32)
             format!("must be between {} and {}, got {count}", recovery::MIN_COUNT, recovery::MAX_COUNT),
         ));
     }
+    // The enrollment hook is asked before anything is generated, for a first set as for a new one.
+    crate::hooks::before_enrollment(user_id, FactorType::RecoveryCode, None, None, session_id);
     let codes: Vec<String> = (0..count).map(|_| recovery::generate().or_raise()).collect();
     let set = Spi::connect_mut(|client| {
         lock_user(client, user_id);
@@ -84,7 +86,7 @@ pub fn generate(user_id: pgrx::Uuid, session_id: Option<pgrx::Uuid>, count: i32)
     let set = set.unwrap_or_else(|| {
         // The factor first (the per-user factor limit applies), then its set.
         let factor = ids::new_factor_id();
-        crate::factors::insert_factor(factor, user_id, None, FactorType::RecoveryCode, None, None);
+        crate::factors::insert_factor(factor, user_id, None, FactorType::RecoveryCode, None, None, session_id);
         let set = ids::uuid_v7();
         Spi::connect_mut(|client| run(client, &NEW_SET, &[set.into(), user_id.into(), factor.into()]).len());
         set

@@ -33,6 +33,7 @@ pub enum UvSetting {
 static AUDIT: GucSetting<bool> = GucSetting::<bool>::new(true);
 static AUDIT_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(90 * 86_400);
 static AUDIT_LOG_SERVER: GucSetting<bool> = GucSetting::<bool>::new(false);
+static REVERIFY_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 /// mfa_auth.challenge_expiry, seconds.
 pub fn challenge_expiry() -> i32 {
@@ -88,6 +89,10 @@ pub fn audit() -> bool {
 pub fn audit_retention() -> i32 {
     AUDIT_RETENTION.get()
 }
+/// mfa_auth.reverify_window, seconds (0: off).
+pub fn reverify_window() -> i32 {
+    REVERIFY_WINDOW.get()
+}
 /// mfa_auth.audit_log_server.
 pub fn audit_log_server() -> bool {
     AUDIT_LOG_SERVER.get()
@@ -119,6 +124,16 @@ pub fn init() {
         &AUDIT_LOG_SERVER,
         GucContext::Sighup,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"mfa_auth.reverify_window",
+        c"How recently a session must have verified a factor for a self-service change of the user's factors; 0 (default) turns the check off.",
+        c"When set, enrolling another factor, unenrolling one and generating recovery codes through the self-service functions need a verification within this time (42501 otherwise). The service functions are not affected.",
+        &REVERIFY_WINDOW,
+        0,
+        604_800,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
         c"mfa_auth.challenge_expiry",

@@ -10,11 +10,13 @@
 //! - [`sealing`]: sealing secrets at rest under the master keys.
 //! - [`code_hash`], [`phone`], [`recovery_code`]: phone codes and recovery codes, and their hashes.
 //! - [`audit`]: the audit trail's events and the queue between backends and the writer.
+//! - [`hooks`]: the policy hooks' events and what their answers decide.
 
 pub mod attempts;
 pub mod audit;
 pub mod code_hash;
 pub mod factor_type;
+pub mod hooks;
 pub mod otp;
 pub mod phone;
 pub mod recovery_code;

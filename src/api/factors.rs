@@ -21,7 +21,7 @@ fn enroll_totp(
     require_writable("auth.enroll_totp()");
     let user_id = required(user_id, "user_id");
     let user_text = user_id.to_string();
-    TableIterator::once(factors::enroll_totp_for(user_id, friendly_name, issuer, account_name, &user_text))
+    TableIterator::once(factors::enroll_totp_for(user_id, friendly_name, issuer, account_name, &user_text, None))
 }
 
 /// Enrolls a new, unverified phone factor for an E.164 number.

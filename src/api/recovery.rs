@@ -69,6 +69,7 @@ fn generate_my_recovery_codes(count: default!(Option<i32>, 10)) -> SetOfIterator
     crate::pg::error::require_writable("auth.generate_my_recovery_codes()");
     let count = required(count, "count");
     let (user_id, session) = crate::session::me("auth.generate_my_recovery_codes");
+    Spi::connect_mut(|client| crate::factors::require_fresh(client, user_id, session, "generate recovery codes"));
     SetOfIterator::new(generate(user_id, session, count))
 }
 

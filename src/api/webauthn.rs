@@ -19,7 +19,7 @@ use crate::verification::{verify, Attempt};
 #[search_path(pg_catalog, pg_temp)]
 fn enroll_webauthn(user_id: Option<pgrx::Uuid>, friendly_name: default!(Option<&str>, "NULL")) -> pgrx::Uuid {
     require_writable("auth.enroll_webauthn()");
-    enroll(required(user_id, "user_id"), friendly_name)
+    enroll(required(user_id, "user_id"), friendly_name, None)
 }
 
 /// Verifies a WebAuthn challenge with the browser's `PublicKeyCredential.toJSON()`:

@@ -197,6 +197,61 @@ pub fn now(e: Entry) {
     }
 }
 
+/// How long a rejecting call waits for the writer to commit its sign-out.
+const SIGN_OUT_WAIT: Duration = Duration::from_secs(5);
+
+/// Records `e` (a hook's rejection) whatever the caller's transaction does, as [`now`] does,
+/// and signs its user out: the writer removes the claims of every session of theirs (and of
+/// `e`'s session) in the transaction that writes the event, and this waits, up to
+/// [`SIGN_OUT_WAIT`], until that transaction has committed, so the caller's error comes after
+/// the sign-out. With mfa_auth.audit off there is no row, only the sign-out. False: not
+/// committed yet (the queue was full, or the writer was slower than the wait; it goes on).
+///
+/// Without the library preloaded there is no writer: the sign-out is done in the caller's
+/// transaction, which the caller's error then rolls back (docs/security.md).
+pub fn now_signing_out(e: Entry) -> bool {
+    let e = e.signing_out(enabled());
+    if !SHARED.load(Ordering::Relaxed) {
+        insert_here(std::slice::from_ref(&e));
+        return false;
+    }
+    let db = e.database;
+    let (seq, start, pid) = {
+        let mut q = QUEUE.exclusive();
+        let seq = q.0.push_seq(&e);
+        (seq, q.0.start_worker(db, crate::pg::clock::now_us()), q.0.worker_pid(db))
+    };
+    if let Some(pid) = pid {
+        wake(pid);
+    }
+    if start == Start::StartOne {
+        register_writer(db);
+    }
+    let Some(seq) = seq else { return false };
+    let until = std::time::Instant::now() + SIGN_OUT_WAIT;
+    while std::time::Instant::now() < until {
+        if QUEUE.share().0.is_written(db, seq) {
+            return true;
+        }
+        // SAFETY: a plain sleep; interrupts (a cancel, statement_timeout) are served below.
+        unsafe { pg_sys::pg_usleep(2_000) };
+        pgrx::check_for_interrupts!();
+    }
+    false
+}
+
+/// Sets the latch of process `pid` (a writer) so it looks at the queue now.
+fn wake(pid: i32) {
+    // SAFETY: BackendPidGetProc takes ProcArrayLock and returns NULL for a pid that is gone;
+    // SetLatch on a live process's latch is what Postgres itself does to wake one.
+    unsafe {
+        let proc_ = pg_sys::BackendPidGetProc(pid);
+        if !proc_.is_null() {
+            pg_sys::SetLatch(&raw mut (*proc_).procLatch);
+        }
+    }
+}
+
 /// Records `e` if and when the caller's transaction commits.
 pub fn at_commit(e: Entry) {
     if !enabled() {
@@ -291,14 +346,7 @@ fn push(db: u32, events: &[Entry]) {
         (q.0.start_worker(db, crate::pg::clock::now_us()), wake, q.0.may_have_orphans())
     };
     if let Some(pid) = wake {
-        // SAFETY: BackendPidGetProc takes ProcArrayLock and returns NULL for a pid that is gone;
-        // SetLatch on a live process's latch is what Postgres itself does to wake one.
-        unsafe {
-            let proc_ = pg_sys::BackendPidGetProc(pid);
-            if !proc_.is_null() {
-                pg_sys::SetLatch(&raw mut (*proc_).procLatch);
-            }
-        }
+        self::wake(pid);
     }
     if start == Start::StartOne {
         register_writer(db);

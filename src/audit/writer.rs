@@ -170,6 +170,10 @@ pub(super) fn serve(db: u32) {
             if in_transaction("writing events", || {
                 crate::session::as_owner(owner, || Spi::connect_mut(|client| write(client, &batch)))
             }) {
+                // Committed: a rejecting call waiting for its sign-out may return.
+                if let Some(last) = batch.iter().map(Entry::seq).max() {
+                    QUEUE.exclusive().0.mark_written(db, last);
+                }
                 if retrying {
                     log!("mfa_auth audit writer: {n} events of database {db} written after a failed attempt");
                 }

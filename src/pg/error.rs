@@ -100,6 +100,15 @@ pub enum MfaError {
     NotUpdated(String),
     /// XX000: reading a row this extension's own statement returned failed (a bug).
     Internal(String),
+    /// 28000: mfa_auth.verification_hook rejected the verification (the hook's message).
+    VerificationRejected(String),
+    /// 42501: mfa_auth.enrollment_hook rejected the enrollment (the hook's message).
+    EnrollmentRejected(String),
+    /// 39000: a hook failed (raised, timed out, answered no decision): refused, fail closed.
+    HookFailed { setting: &'static str, reason: String, sqlstate: Option<String> },
+    /// 42501: mfa_auth.reverify_window is set and the session has not verified a factor of
+    /// the user within it (what was refused).
+    ReverifyRequired(&'static str),
 }
 
 impl From<crate::webauthn::WebauthnError> for MfaError {
@@ -177,6 +186,9 @@ impl MfaError {
             MfaError::DuplicateFactor(_) => ERRCODE_UNIQUE_VIOLATION,
             MfaError::UnsupportedFactor(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             MfaError::Internal(_) => ERRCODE_INTERNAL_ERROR,
+            MfaError::VerificationRejected(_) => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            MfaError::EnrollmentRejected(_) | MfaError::ReverifyRequired(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            MfaError::HookFailed { .. } => ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION,
             MfaError::ReadOnly { .. } => ERRCODE_READ_ONLY_SQL_TRANSACTION,
             MfaError::SchemaUnsafe(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             MfaError::NotUpdated(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -214,6 +226,13 @@ impl MfaError {
             MfaError::DuplicateFactor(what) => (*what).into(),
             MfaError::UnsupportedFactor(t) => format!("challenges of {t} factors are not supported"),
             MfaError::Internal(e) => format!("mfa_auth internal error: {e}"),
+            MfaError::VerificationRejected(m) if m.is_empty() => "MFA verification rejected".into(),
+            MfaError::EnrollmentRejected(m) if m.is_empty() => "MFA enrollment rejected".into(),
+            MfaError::VerificationRejected(m) | MfaError::EnrollmentRejected(m) => m.clone(),
+            MfaError::HookFailed { setting, reason, .. } => format!("{setting} failed: {reason}"),
+            MfaError::ReverifyRequired(what) => {
+                format!("to {what}, this session must have verified a factor within mfa_auth.reverify_window")
+            }
             MfaError::SchemaUnsafe(why) => format!("schema \"auth\" of mfa_auth is not safe to use: {why}"),
             MfaError::NotUpdated(version) => format!(
                 "mfa_auth's objects in this database are at version {version}, which library {} does not serve",
@@ -277,8 +296,28 @@ impl MfaError {
         }
     }
 
+    fn detail(&self) -> Option<String> {
+        match self {
+            MfaError::VerificationRejected(_) => Some(
+                "Rejected by mfa_auth.verification_hook: the user's MFA sessions are signed out (no aal2 anywhere)."
+                    .into(),
+            ),
+            MfaError::EnrollmentRejected(_) => {
+                Some("Rejected by mfa_auth.enrollment_hook: no factor was created.".into())
+            }
+            MfaError::HookFailed { sqlstate: Some(code), .. } => Some(format!("The hook raised SQLSTATE {code}.")),
+            _ => None,
+        }
+    }
+
     fn hint(&self) -> Option<&'static str> {
         match self {
+            MfaError::HookFailed { .. } => Some(
+                "The verification or enrollment is refused while the hook fails (fail closed); the server log and auth.mfa_audit_log (event hook_failed) have the reason.",
+            ),
+            MfaError::ReverifyRequired(_) => Some(
+                "Verify a factor in this session first (auth.mfa_verify, or verify_challenge/verify_factor with this session_id), then retry at once.",
+            ),
             MfaError::SerializationFailure(_) => Some("Retry the transaction."),
             MfaError::Otp(OtpError::Base32(_)) => {
                 Some("Secrets are RFC 4648 base32: letters A-Z and digits 2-7; spaces, hyphens and '=' padding are ignored.")
@@ -347,6 +386,9 @@ impl MfaError {
 /// Raises `e` as a Postgres ERROR with its SQLSTATE. Does not return.
 pub fn raise(e: MfaError) -> ! {
     let mut report = ErrorReport::new(e.sqlstate(), e.message(), "mfa_auth");
+    if let Some(d) = e.detail() {
+        report = report.set_detail(d);
+    }
     if let Some(h) = e.hint() {
         report = report.set_hint(h);
     }

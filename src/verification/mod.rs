@@ -16,6 +16,7 @@ use crate::attempt_limits;
 use crate::audit::{self, EntryExt, Event, Outcome, Traits};
 use crate::factor_kinds::row::{Locked, Lookup};
 use crate::factor_kinds::{self, Checked, FactorKind, Via};
+use crate::hooks::{Decision, Hook, VerificationEvent};
 use crate::pg::error::{raise, MfaError};
 use crate::pg::ids;
 use mfa_auth_core::attempts::Counted;
@@ -56,6 +57,11 @@ pub fn verify(client: &mut SpiClient<'_>, attempt: &Attempt<'_>) -> bool {
     // after a lock that has run out (a live lock was refused above).
     let counted = attempt_limits::count_attempt(row.counted_in.as_bytes(), row.failed_attempts, row.lock_ran_out);
     let checked = kind.check(client, &row, &response);
+    // The policy hook sees the checked response before anything is recorded: a reject or a
+    // fault raises here (its event recorded first, surviving the caller's ROLLBACK).
+    if crate::hooks::is_set(Hook::Verification) {
+        consult_hook(attempt, &row, checked.ok, &counted);
+    }
     let ended = outcome(checked.ok, checked.replay);
     if checked.ok {
         let args: [DatumWithOid; 8] = [
@@ -86,6 +92,56 @@ pub fn verify(client: &mut SpiClient<'_>, attempt: &Attempt<'_>) -> bool {
         kind.fail(client, &args);
     }
     checked.ok
+}
+
+/// Calls mfa_auth.verification_hook with the attempt's event (Supabase Auth's fields, plus
+/// session_id, failed_attempts, ip_address and challenge_id). `continue` returns; `reject`
+/// records the rejection, signs the user out everywhere and raises 28000 with the hook's
+/// message; a fault (the hook raised, timed out, answered no decision) is recorded, logged
+/// and raises 39000. Neither counts as a success: the attempt stays counted and nothing of
+/// the verification is recorded.
+fn consult_hook(attempt: &Attempt<'_>, row: &Locked, valid: bool, counted: &Counted) {
+    // The count includes this attempt; a right response is not a failure.
+    let failed = i64::from(counted.failures) - i64::from(valid);
+    let event = VerificationEvent {
+        factor_id: uuid::Uuid::from_bytes(*row.factor_id.as_bytes()),
+        factor_type: row.factor_type.sql_name(),
+        user_id: uuid::Uuid::from_bytes(*row.user_id.as_bytes()),
+        valid,
+        session_id: attempt.session_id.map(|s| uuid::Uuid::from_bytes(*s.as_bytes())),
+        failed_attempts: failed.max(0),
+        ip_address: attempt.ip_address.as_ref().map(|i| i.0.as_str()),
+        challenge_id: row.challenge_id.map(|c| uuid::Uuid::from_bytes(*c.as_bytes())),
+    };
+    let about = |e: Event, o: Outcome| {
+        let mut traits =
+            Traits::new().label("valid", if valid { "true" } else { "false" }).int("failed_attempts", failed.max(0));
+        if let Some(id) = row.challenge_id {
+            traits = traits.label("challenge_id", &id.to_string());
+        }
+        audit::factor_event(e, row.user_id, row.factor_id, row.factor_type)
+            .outcome(o)
+            .session_id(attempt.session_id)
+            .inet(&attempt.ip_address)
+            .traits(&traits)
+    };
+    match crate::hooks::call(Hook::Verification, event.to_json()) {
+        Ok(None | Some(Decision::Continue)) => {}
+        Ok(Some(Decision::Reject(message))) => {
+            audit::now_signing_out(about(Event::VerificationRejected, Outcome::Rejected));
+            crate::session::claims_changed();
+            raise(MfaError::VerificationRejected(message));
+        }
+        Err(fault) => {
+            audit::now(about(Event::HookFailed, Outcome::Error));
+            crate::hooks::log_fault(&fault);
+            raise(MfaError::HookFailed {
+                setting: fault.hook.setting(),
+                reason: fault.reason,
+                sqlstate: fault.sqlstate,
+            });
+        }
+    }
 }
 
 /// Raises when the attempt may not be evaluated at all: the wrong verification function for

@@ -370,3 +370,60 @@ def test_no_role_but_a_superuser_switches_off_or_shortens_the_trail(tenant, sett
     assert outcome["PGOPTIONS"].startswith("refused:") and "permission denied" in outcome["PGOPTIONS"] \
         or (sighup and "cannot be changed now" in outcome["PGOPTIONS"]), outcome["PGOPTIONS"]
     assert after == before == now and stored == 0
+
+
+@pytest.mark.parametrize("setting,value", [("mfa_auth.verification_hook", ""), ("mfa_auth.verification_hook", "evil.hook"),
+                                           ("mfa_auth.enrollment_hook", ""), ("mfa_auth.reverify_window", "0")])
+def test_no_role_but_a_superuser_sets_or_clears_a_hook(tenant, setting, value):
+    """The policy hooks and the re-verification window, set by a superuser for the database,
+    attacked by its owner in every way a role can set a setting: cleared (the policy switched
+    off), or pointed at a function of the owner's (which would run as the owner, deciding for
+    everyone). Each is refused with 42501 and the value is kept."""
+    owner, db = tenant
+    with connect(db, options=SAFE) as c:
+        c.execute("CREATE SCHEMA IF NOT EXISTS policy")
+        c.execute("""CREATE OR REPLACE FUNCTION policy.decide(event jsonb) RETURNS jsonb LANGUAGE sql
+                     AS $$ SELECT '{"decision": "continue"}'::pg_catalog.jsonb $$""")
+        c.execute(f"ALTER DATABASE {db} SET mfa_auth.verification_hook = 'policy.decide'")
+        c.execute(f"ALTER DATABASE {db} SET mfa_auth.enrollment_hook = 'policy.decide'")
+        c.execute(f"ALTER DATABASE {db} SET mfa_auth.reverify_window = '5min'")
+    with connect(db, user=owner, options=SAFE) as o:
+        o.execute("""CREATE OR REPLACE FUNCTION evil.hook(event jsonb) RETURNS jsonb LANGUAGE sql
+                     AS $$ SELECT '{"decision": "continue"}'::pg_catalog.jsonb $$""")
+    try:
+        with connect(db, options=SAFE) as c:
+            before = c.execute(f"SHOW {setting}").fetchone()[0]
+        outcome = {}
+        lit = "'" + value + "'"
+        with connect(db, user=owner, options=SAFE) as o:
+            for sql in (f"SET {setting} = {lit}", f"SET LOCAL {setting} = {lit}",
+                        f"SELECT pg_catalog.set_config('{setting}', {lit}, false)",
+                        f"SELECT pg_catalog.set_config('{setting}', {lit}, true)",
+                        f"RESET {setting}", f"ALTER ROLE {owner} SET {setting} = {lit}",
+                        f"ALTER DATABASE {db} SET {setting} = {lit}", f"ALTER DATABASE {db} RESET {setting}",
+                        f"ALTER ROLE {owner} IN DATABASE {db} SET {setting} = {lit}"):
+                try:
+                    with o.transaction():
+                        o.execute(sql)
+                    outcome[sql] = "ran"
+                except psycopg.Error as e:
+                    outcome[sql] = e.sqlstate
+            now = o.execute(f"SHOW {setting}").fetchone()[0]
+        try:
+            with connect(db, user=owner, options=f"{SAFE} -c {setting}={value or chr(39) * 2}") as p:
+                outcome["PGOPTIONS"] = "ran: " + p.execute(f"SHOW {setting}").fetchone()[0]
+        except psycopg.OperationalError as e:
+            outcome["PGOPTIONS"] = "refused: " + str(e).strip().splitlines()[-1].split("FATAL:")[-1].strip()[:160]
+        with connect(db, options=SAFE) as c:
+            after = c.execute(f"SHOW {setting}").fetchone()[0]
+            stored = c.execute("SELECT pg_catalog.array_agg(cfg) FROM pg_db_role_setting s, unnest(s.setconfig) AS cfg "
+                               "WHERE cfg LIKE %s", (setting + "=%",)).fetchone()[0]
+        print(f"\n  {setting} = {value!r} as the database's owner: {outcome}; value {before!r} -> {after!r}; stored {stored}")
+        session = {k: v for k, v in outcome.items() if k != "PGOPTIONS"}
+        assert session == {k: "42501" for k in session}, session
+        assert outcome["PGOPTIONS"].startswith("refused:") and "permission denied" in outcome["PGOPTIONS"], outcome
+        assert after == before == now and before in ("policy.decide", "5min") and len(stored) == 1
+    finally:
+        with connect(db, options=SAFE) as c:
+            for s in ("verification_hook", "enrollment_hook", "reverify_window"):
+                c.execute(f"ALTER DATABASE {db} RESET mfa_auth.{s}")

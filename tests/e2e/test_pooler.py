@@ -29,7 +29,8 @@ class PgBouncer:
     """pgbouncer in front of the test cluster's POOL_DB, run as the postgres OS user (it
     refuses root), with the given pool mode and extra settings; one server connection."""
 
-    def __init__(self, roles, pool_mode, **extra):
+    def __init__(self, roles, pool_mode, db=POOL_DB, **extra):
+        self.db = db
         self.dir = tempfile.mkdtemp(prefix="mfa_auth-pgbouncer.")
         os.chmod(self.dir, 0o755)
         self.port = _free_port()
@@ -42,8 +43,8 @@ class PgBouncer:
             "logfile": os.path.join(self.dir, "pgbouncer.log"), "pidfile": os.path.join(self.dir, "pgbouncer.pid"),
             **extra,
         }
-        pg = f"host={os.environ.get('PGHOST', '127.0.0.1')} port={os.environ.get('PGPORT', '5432')} dbname={POOL_DB}"
-        ini = f"[databases]\n{POOL_DB} = {pg}\n[pgbouncer]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
+        pg = f"host={os.environ.get('PGHOST', '127.0.0.1')} port={os.environ.get('PGPORT', '5432')} dbname={db}"
+        ini = f"[databases]\n{db} = {pg}\n[pgbouncer]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
         with open(os.path.join(self.dir, "pgbouncer.ini"), "w") as f:
             f.write(ini)
         if os.geteuid() == 0:
@@ -64,7 +65,7 @@ class PgBouncer:
 
     def connect(self, user):
         # prepare_threshold=None: no server-side prepared statements across pooled clients.
-        return psycopg.connect(host="127.0.0.1", port=self.port, user=user, dbname=POOL_DB,
+        return psycopg.connect(host="127.0.0.1", port=self.port, user=user, dbname=self.db,
                                autocommit=True, prepare_threshold=None)
 
     def stop(self):

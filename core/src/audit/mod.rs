@@ -80,6 +80,12 @@ labels! {
         Cleanup = "cleanup",
         /// Events the queue had no room for (their count is in the traits).
         EventsLost = "audit_events_lost",
+        /// mfa_auth.verification_hook rejected a verification (the user is signed out).
+        VerificationRejected = "verification_rejected",
+        /// mfa_auth.enrollment_hook rejected an enrollment.
+        EnrollmentRejected = "enrollment_rejected",
+        /// A hook failed (raised, answered something else than a decision, timed out).
+        HookFailed = "hook_failed",
     }
 }
 
@@ -97,6 +103,10 @@ labels! {
         Expired = "expired",
         /// Refused: the challenge was made for another client address.
         IpMismatch = "ip_mismatch",
+        /// Refused by a policy hook.
+        Rejected = "rejected",
+        /// The policy hook failed: refused (fail closed).
+        Error = "error",
     }
 }
 
@@ -108,6 +118,11 @@ const HAS_USER: u8 = 1;
 const HAS_FACTOR: u8 = 2;
 const HAS_SESSION: u8 = 4;
 const HAS_OUTCOME: u8 = 8;
+/// The writer also signs the event's user out (removes the claims of every session of
+/// theirs, and of the event's session) in the transaction that writes the event.
+const SIGN_OUT: u8 = 16;
+/// No row for this event (mfa_auth.audit is off): only its sign-out.
+const NO_ROW: u8 = 32;
 
 /// One event: fixed size, no pointers (it lives in shared memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +234,26 @@ impl Entry {
     pub fn traits(mut self, t: &Traits) -> Entry {
         self.traits_len = put(&mut self.traits, &t.0);
         self
+    }
+
+    /// The writer signs the event's user out when it writes the event; `row`: whether the
+    /// event itself is recorded too.
+    pub fn signing_out(mut self, row: bool) -> Entry {
+        self.flags |= SIGN_OUT;
+        if !row {
+            self.flags |= NO_ROW;
+        }
+        self
+    }
+    pub fn signs_out(&self) -> bool {
+        self.flags & SIGN_OUT != 0
+    }
+    pub fn has_row(&self) -> bool {
+        self.flags & NO_ROW == 0
+    }
+    /// The order of its push into the queue (0 before).
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 
     pub fn event(&self) -> Option<Event> {
@@ -362,6 +397,29 @@ mod tests {
         assert_eq!(out.iter().map(|e| e.id[0]).collect::<Vec<_>>(), vec![3, 7]);
         assert!(!q.has(1));
         assert_eq!(q.usage().0, 4);
+    }
+
+    #[test]
+    fn a_push_is_written_once_its_worker_committed_it() {
+        let mut q: Box<Queue<8>> = Box::default();
+        let e = ev(1, 1).signing_out(false);
+        assert!(e.signs_out() && !e.has_row() && ev(1, 1).has_row());
+        assert_eq!(q.start_worker(1, 0), Start::StartOne);
+        let seq = q.push_seq(&e).expect("room");
+        assert!(!q.is_written(1, seq), "queued");
+        assert!(q.worker_started(1, 42, 0));
+        let mut out = Vec::new();
+        q.take(1, 10, &mut out);
+        assert_eq!(out[0].seq(), seq);
+        assert!(!q.is_written(1, seq), "taken, not committed");
+        q.mark_written(1, seq);
+        assert!(q.is_written(1, seq));
+        // A later push is not written by an earlier commit; with no worker left, it is.
+        let later = q.push_seq(&ev(1, 2)).unwrap();
+        q.take(1, 10, &mut out);
+        assert!(!q.is_written(1, later));
+        assert!(q.worker_exit(1, 42, false));
+        assert!(q.is_written(1, later));
     }
 
     #[test]

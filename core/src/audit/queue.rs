@@ -12,6 +12,8 @@ pub struct WorkerSlot {
     since_us: i64,
     pid: i32,
     _pad: i32,
+    /// The last push (seq) of its database this worker has committed.
+    written: u64,
 }
 
 const NONE: u32 = 0;
@@ -19,7 +21,7 @@ const STARTING: u32 = 1;
 const RUNNING: u32 = 2;
 
 impl WorkerSlot {
-    const EMPTY: WorkerSlot = WorkerSlot { database: 0, state: NONE, since_us: 0, pid: 0, _pad: 0 };
+    const EMPTY: WorkerSlot = WorkerSlot { database: 0, state: NONE, since_us: 0, pid: 0, _pad: 0, written: 0 };
     pub fn pid(&self) -> Option<i32> {
         (self.state == RUNNING).then_some(self.pid)
     }
@@ -94,9 +96,14 @@ impl<const N: usize> Queue<N> {
 
     /// Queues `e`; false (and counted as lost) when the queue is full.
     pub fn push(&mut self, e: &Entry) -> bool {
+        self.push_seq(e).is_some()
+    }
+
+    /// Queues `e` and returns its place in the order of pushes (None, counted as lost: full).
+    pub fn push_seq(&mut self, e: &Entry) -> Option<u64> {
         if self.used >= N {
             self.lose(e, 1);
-            return false;
+            return None;
         }
         for k in 0..N {
             let i = (self.next + k) % N;
@@ -106,11 +113,29 @@ impl<const N: usize> Queue<N> {
                 self.used += 1;
                 self.pushed += 1;
                 self.next = (i + 1) % N;
-                return true;
+                return Some(self.seq);
             }
         }
         self.lose(e, 1);
-        false
+        None
+    }
+
+    /// The worker of `database` committed the events it took up to push `seq`.
+    pub fn mark_written(&mut self, database: u32, seq: u64) {
+        for w in self.workers.iter_mut().filter(|w| w.database == database && w.state != NONE) {
+            w.written = w.written.max(seq);
+        }
+    }
+
+    /// Whether push `seq` of `database` is written: no longer queued, and either its worker
+    /// has committed it or no worker of the database is running or starting (a worker stops
+    /// only once everything it took is committed).
+    pub fn is_written(&self, database: u32, seq: u64) -> bool {
+        if self.entries.iter().any(|e| e.state == FILLED && e.seq == seq) {
+            return false;
+        }
+        let mut active = self.workers.iter().filter(|w| w.database == database && w.state != NONE).peekable();
+        active.peek().is_none() || active.any(|w| w.written >= seq)
     }
 
     /// Counts `n` events of `e`'s kind and outcome as lost, in `e`'s database.
@@ -257,14 +282,14 @@ impl<const N: usize> Queue<N> {
             // A start that never reported in, or a worker whose heartbeat stopped (it died
             // without freeing its slot): start another.
             if now_us - w.since_us > START_TIMEOUT_US {
-                *w = WorkerSlot { database, state: STARTING, since_us: now_us, pid: 0, _pad: 0 };
+                *w = WorkerSlot { database, state: STARTING, since_us: now_us, ..WorkerSlot::EMPTY };
                 return Start::StartOne;
             }
             return Start::Running;
         }
         match self.workers.iter_mut().find(|w| w.state == NONE) {
             Some(w) => {
-                *w = WorkerSlot { database, state: STARTING, since_us: now_us, pid: 0, _pad: 0 };
+                *w = WorkerSlot { database, state: STARTING, since_us: now_us, ..WorkerSlot::EMPTY };
                 Start::StartOne
             }
             None => {
@@ -292,12 +317,12 @@ impl<const N: usize> Queue<N> {
             if w.state == RUNNING && w.pid != pid {
                 return false;
             }
-            *w = WorkerSlot { database, state: RUNNING, since_us: now_us, pid, _pad: 0 };
+            *w = WorkerSlot { database, state: RUNNING, since_us: now_us, pid, ..WorkerSlot::EMPTY };
             return true;
         }
         match self.workers.iter_mut().find(|w| w.state == NONE) {
             Some(w) => {
-                *w = WorkerSlot { database, state: RUNNING, since_us: now_us, pid, _pad: 0 };
+                *w = WorkerSlot { database, state: RUNNING, since_us: now_us, pid, ..WorkerSlot::EMPTY };
                 true
             }
             None => false,
