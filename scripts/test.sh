@@ -21,7 +21,7 @@
 #      Debian's source package (scripts/pg-build.sh)    pg_upgrade 15 -> it, the release upgrade path on it:
 #                                                       18 by default; --all-versions: every major of EXTRA_MAJORS
 #                                                       in scripts/lib.sh, 18 since 13 went in 0.3.0)
-#  10. the Debian packages                             (scripts/package.sh per major and for the 0.1.0 and 0.2.0
+#  10. the Debian packages                             (scripts/package.sh per major and for the 0.1.0, 0.2.0 and 0.3.0
 #                                                       releases, lintian; tests/package/run.sh: installed with
 #                                                       apt-get, no cargo or rustc on PATH, e2e flow/session/
 #                                                       configurations, dpkg -r and reinstall, package upgrades
@@ -274,7 +274,7 @@ done
 
 # --- 10. the Debian packages ---------------------------------------------------------------
 # scripts/package.sh builds one per major (15, and each of $majors from its source build) and
-# the 0.1.0 and 0.2.0 releases' for 15; lintian checks each (no error allowed; its warnings are
+# the 0.1.0, 0.2.0 and 0.3.0 releases' for 15; lintian checks each (no error allowed; its warnings are
 # listed in docs/packaging.md); tests/package/run.sh installs them with apt-get, with no cargo and
 # no rustc on PATH, and runs the e2e flow, remove/reinstall and package upgrades against them.
 log "level 10: the Debian packages (scripts/package.sh, lintian, tests/package/run.sh)"
@@ -296,7 +296,7 @@ for v in "$PG_MAJOR" $majors; do
   fi
 done
 (cd "$debs" && cat SHA256SUMS) 2>/dev/null | sed 's/^/  SHA256SUMS: /'
-for release in 0.1.0:a62b950 0.2.0:cd247ca; do
+for release in 0.1.0:a62b950 0.2.0:cd247ca 0.3.0:e3bbadd; do
   if bash "$here/package.sh" --commit "${release#*:}" --out-dir "$olddebs" >/dev/null 2>"$work/package-${release%%:*}.log"; then
     pkg_passed=$((pkg_passed + 1))
   else

@@ -54,6 +54,16 @@ fn unlock_factor(factor_id: Option<pgrx::Uuid>) {
     factors::unlock(required(factor_id, "factor_id"));
 }
 
+/// Signs a user out of every session: removes every claim of each session in which the user
+/// has an MFA claim (aal1 everywhere, as a reject of mfa_auth.verification_hook does); returns
+/// how many claims were removed.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn sign_out_user(user_id: Option<pgrx::Uuid>) -> i64 {
+    require_writable("auth.sign_out_user()");
+    crate::amr::sign_out_user(required(user_id, "user_id"))
+}
+
 /// Enrolls a TOTP factor for the current user. The otpauth label is ISSUER:ACCOUNT with
 /// the current database as default issuer and the role (or user id) as account.
 #[pg_extern(volatile, security_definer)]

@@ -21,19 +21,6 @@ pub(super) fn uuid(b: Option<[u8; 16]>) -> Option<pgrx::Uuid> {
     b.map(pgrx::Uuid::from_bytes)
 }
 
-/// Signs users out: removes every claim of each session in which the user has an MFA claim,
-/// and of the sessions named (the rejected attempt's), with their claim links.
-pub(super) const SIGN_OUT_SQL: &str = "WITH s AS (
-         SELECT l.session_id FROM auth.mfa_amr_claim_factors l
-           JOIN auth.mfa_factors f ON f.id OPERATOR(pg_catalog.=) l.factor_id
-          WHERE f.user_id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.uuid[])
-         UNION
-         SELECT x FROM pg_catalog.unnest($2::pg_catalog.uuid[]) x WHERE x IS NOT NULL
-     ), links AS (
-         DELETE FROM auth.mfa_amr_claim_factors l USING s WHERE l.session_id OPERATOR(pg_catalog.=) s.session_id
-     )
-     DELETE FROM auth.mfa_amr_claims c USING s WHERE c.session_id OPERATOR(pg_catalog.=) s.session_id";
-
 /// Inserts `events` (in the current transaction), signs out the users of those that sign
 /// out, and, with mfa_auth.audit_log_server, writes each recorded one to the server log.
 pub(super) fn write(client: &mut pgrx::spi::SpiClient<'_>, all: &[Entry]) {
@@ -42,7 +29,7 @@ pub(super) fn write(client: &mut pgrx::spi::SpiClient<'_>, all: &[Entry]) {
         let users: Vec<Option<pgrx::Uuid>> = signing_out.iter().map(|e| uuid(e.user_of())).collect();
         let sessions: Vec<Option<pgrx::Uuid>> = signing_out.iter().map(|e| uuid(e.session_of())).collect();
         let args: [DatumWithOid; 2] = [users.into(), sessions.into()];
-        client.update(SIGN_OUT_SQL, None, &args).or_raise();
+        client.update(crate::amr::SIGN_OUT_SQL, None, &args).or_raise();
     }
     let kept: Vec<Entry>;
     let events: &[Entry] = if all.iter().all(Entry::has_row) {

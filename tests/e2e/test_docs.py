@@ -15,7 +15,8 @@ are the values the block made earlier: '…factor_id…', '…challenge_id…', 
 session, made aal2 by the first verification), '…new session_id…', '6f0d…-user-uuid' (one
 user), '…credential JSON…' (a software authenticator's answer to the last WebAuthn challenge).
 A six-digit code given to a verification is replaced by the current TOTP code of the factor the
-block enrolled (pyotp), a recovery code by one the block generated.
+block enrolled (pyotp), but '000000' (a wrong code); a recovery code by one the block generated.
+A statement ends at a line ending with ';' outside dollar quotes (function bodies).
 
 What a statement's trailing comment shows is compared when it starts with a value: `true`/`t`,
 `false`/`f`, `aal1`/`aal2`, a number, a quoted string, `N rows`/`N codes`, `a | b | c…` (the
@@ -94,7 +95,8 @@ def statements(text):
         if part.strip():
             code.append(part)
             comment = c
-        if code and part.rstrip().endswith(";"):
+        # (Inside a $$ body the statement goes on: an odd number of $$ so far.)
+        if code and part.rstrip().endswith(";") and "\n".join(code).count("$$") % 2 == 0:
             out.append((None, "\n".join(code), comment))
             code, comment = [], ""
     assert not code, f"a statement without its ';': {code}"
@@ -126,7 +128,7 @@ class Context:
         if re.search(r"verify_challenge|verify_factor|mfa_verify\(", sql) and self.secret:
             if 30 - time.time() % 30 < 2:
                 time.sleep(30 - time.time() % 30 + 0.2)
-            sql = re.sub(r"'\d{6}'", f"'{pyotp.TOTP(self.secret).now()}'", sql, count=1)
+            sql = re.sub(r"'(?!000000')\d{6}'", f"'{pyotp.TOTP(self.secret).now()}'", sql, count=1)
         if "recovery_code" in sql and "verify" in sql:
             def code(m):
                 assert self.codes, "a recovery code, but the block generated none"

@@ -2,14 +2,14 @@
 # The package level: mfa_auth installed from its Debian package, never from the build.
 #   tests/package/run.sh DEB OLD_DIR
 # DEB is this build's package for Debian's PostgreSQL 15 (scripts/package.sh); OLD_DIR holds the
-# packages of the releases 0.1.0 (a62b950) and 0.2.0 (cd247ca), built the same way. Runs with no
+# packages of the releases 0.1.0 (a62b950), 0.2.0 (cd247ca) and 0.3.0 (e3bbadd), built the same way. Runs with no
 # cargo and no rustc on PATH (scripts/test.sh takes them off), as root (dpkg). In order:
 #   1. the files a build put into the server (not a package's) are set aside, so the server has
 #      no mfa_auth files; the package goes in with `apt-get install ./…deb`, `dpkg --verify` holds;
 #   2. the e2e flow, session and configuration tests against a preloaded cluster with a key file;
 #   3. `dpkg -r` removes every file the package put in; the server with the extension created
 #      (and preloaded) does not start without them, and starts after a reinstall, its data working;
-#   4. package upgrade 0.2.0 -> this build: a database made on the 0.2.0 package (a TOTP factor,
+#   4. package upgrades 0.3.0 and 0.2.0 -> this build: a database made on the old package (a TOTP factor,
 #      recovery codes, a WebAuthn key), the package upgraded, a restart, `ALTER EXTENSION mfa_auth
 #      UPDATE`: everything verifies, and the catalog equals a fresh install's;
 #   5. package upgrade 0.1.0 -> this build: the same, and before the update the library refuses
@@ -169,6 +169,7 @@ package_upgrade() { # OLD_VERSION CONFIG
   if scan_logs "$cluster/server.log"; then ok "no crash in the server log"; else bad "a crash in the server log"; fi
   as_root dpkg -r "$name" >/dev/null
 }
+package_upgrade 0.3.0 keyfile
 package_upgrade 0.2.0 keyfile
 # (0.1.0 knew only keys in the setting itself: a database made on it has them there.)
 package_upgrade 0.1.0 inline

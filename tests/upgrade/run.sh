@@ -20,7 +20,7 @@ root=$(cd "$here/../.." && pwd)
 . "$root/scripts/lib.sh"
 ensure_cargo_path
 
-RELEASES=("0.1.0:a62b950" "0.2.0:cd247ca")
+RELEASES=("0.1.0:a62b950" "0.2.0:cd247ca" "0.3.0:e3bbadd")
 NEW_VERSION=$(project_version "$root/Cargo.toml")
 pkglibdir=$("$PG_CONFIG" --pkglibdir)
 # The server these run on ($MFA_AUTH_PG_BIN, else Debian's 15): each release is built for it.
@@ -56,7 +56,7 @@ for release in "${RELEASES[@]}"; do
   # The old install script sits beside this build's (installing a newer build never removes it).
   as_root install -m 644 "$dir/mfa_auth--$version.sql" "$extdir/mfa_auth--$version.sql"
 done
-for step in 0.1.0--0.2.0 "0.2.0--$NEW_VERSION"; do
+for step in 0.1.0--0.2.0 0.2.0--0.3.0 "0.3.0--$NEW_VERSION"; do
   [ -f "$extdir/mfa_auth--$step.sql" ] || die "mfa_auth--$step.sql is not installed"
 done
 
@@ -95,6 +95,14 @@ q -d postgres -c "CREATE ROLE squatter LOGIN" -c "CREATE DATABASE squatted OWNER
 q -U squatter -d squatted -c "CREATE SCHEMA auth" >/dev/null
 q -d squatted -c "CREATE EXTENSION mfa_auth VERSION '0.2.0'" >/dev/null
 
+# --- 0.3.0: the last release's own database ---------------------------------------------------
+restart_on "${cache[0.3.0]}/mfa_auth.so"
+q -d postgres -c "CREATE DATABASE last" >/dev/null
+q -d last -c "CREATE EXTENSION mfa_auth VERSION '0.3.0'" >/dev/null
+log "last: filling a 0.3.0 database"
+EXPECT_VERSION=0.3.0 "$python" "$here/check.py" fill "$work/last.json" last
+"$PG_BIN/pg_dump" -Fc -d last -f "$work/last-0.3.0.dump"
+
 # --- this build ------------------------------------------------------------------------------
 restart_on "$work/new.so"
 # Before the update the 0.2.0 SQL runs on the new library: every C symbol it names is exported,
@@ -131,8 +139,8 @@ echo "  a 0.2.0 database installed into a schema auth of a non-superuser: the li
 q -d postgres -c "CREATE DATABASE fresh" >/dev/null
 q -d fresh -c "CREATE EXTENSION mfa_auth" >/dev/null
 q -d fresh -f "$here/snapshot.sql" >"$work/fresh.txt"
-for db in chain direct; do
-  log "$db: ALTER EXTENSION mfa_auth UPDATE (0.2.0 -> $NEW_VERSION)"
+for db in chain direct last; do
+  log "$db: ALTER EXTENSION mfa_auth UPDATE ($(q -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'mfa_auth'") -> $NEW_VERSION)"
   q -d "$db" -c "ALTER EXTENSION mfa_auth UPDATE" >/dev/null
   q -d "$db" -f "$here/snapshot.sql" >"$work/$db.txt"
   if ! diff -u "$work/fresh.txt" "$work/$db.txt" >"$work/$db.diff"; then
@@ -145,7 +153,7 @@ for db in chain direct; do
 done
 
 # --- the old dumps restored into this build --------------------------------------------------
-for dump in chain-0.1.0 direct-0.2.0; do
+for dump in chain-0.1.0 direct-0.2.0 last-0.3.0; do
   db=restored_${dump%%-*}
   q -d postgres -c "CREATE DATABASE $db" >/dev/null
   # (The dump's CREATE EXTENSION installs this build's version; its data is the old release's.)
@@ -155,4 +163,4 @@ done
 
 stop_cluster "$work/cluster"
 scan_logs "$work/cluster/server.log" || die "the server log shows a crash"
-echo "upgrade 0.1.0 -> 0.2.0 -> $NEW_VERSION and 0.2.0 -> $NEW_VERSION on PostgreSQL $major: all checks hold"
+echo "upgrade 0.1.0 -> 0.2.0 -> 0.3.0 -> $NEW_VERSION, 0.2.0 -> 0.3.0 -> $NEW_VERSION and 0.3.0 -> $NEW_VERSION on PostgreSQL $major: all checks hold"

@@ -86,6 +86,8 @@ labels! {
         EnrollmentRejected = "enrollment_rejected",
         /// A hook failed (raised, answered something else than a decision, timed out).
         HookFailed = "hook_failed",
+        /// auth.sign_out_user(): every claim of every session of the user removed.
+        UserSignedOut = "user_signed_out",
     }
 }
 

@@ -282,12 +282,27 @@ SET ROLE hook_self;
 SELECT count(*) AS enroll_window_off FROM auth.enroll_my_totp('window off');
 RESET ROLE;
 
+-- 10. auth.sign_out_user: the same global sign-out, as a service function (no grant to PUBLIC).
+\set u3 '00000000-0000-0000-0000-00000000e003'
+\set s3 '00000000-0000-0000-0000-00000000f003'
+SELECT factor_id AS t3, secret AS s3secret FROM auth.enroll_totp(:'u3') \gset
+SELECT challenge_id AS c FROM auth.create_challenge(:'t3', '10.0.0.1') \gset
+SELECT auth.verify_challenge(:'c', auth.totp_generate(:'s3secret'), NULL, :'s3') AS verified_in_s3;
+SELECT auth.record_amr(:'s3', 'password') IS NOT NULL AS password_claim;
+SET ROLE hook_plain;
+SELECT left(sqlstate_of(format($$SELECT auth.sign_out_user(%L)$$, :'u3')), 5) AS plain_signs_out;
+RESET ROLE;
+SELECT auth.session_aal(:'s3', :'u3') AS before_sign_out;
+SELECT auth.sign_out_user(:'u3') AS claims_removed;
+SELECT auth.session_aal(:'s3', :'u3') AS after_sign_out, (SELECT count(*) FROM auth.mfa_amr_claims WHERE session_id = :'s3') AS claims_left;
+SELECT auth.sign_out_user(:'u3') AS again;
+
 -- What this test enrolled goes (later tests count recovery codes), and the roles are the
 -- cluster's: removed for the next run.
 RESET ROLE;
 RESET mfa_auth.verification_hook;
 SELECT count(auth.unenroll_factor(id)) >= 0 AS removed FROM auth.mfa_factors
- WHERE user_id IN (:'u', :'u2', '00000000-0000-0000-0000-00000000e0f0', auth.role_user_id('hook_self'))
+ WHERE user_id IN (:'u', :'u2', :'u3', '00000000-0000-0000-0000-00000000e0f0', auth.role_user_id('hook_self'))
    AND factor_type <> 'recovery_code';
 SELECT count(*) AS codes_left FROM auth.mfa_recovery_codes;
 DROP SCHEMA owned CASCADE;
