@@ -236,7 +236,7 @@ def flow():
     tps = {k: [] for k in names}
     txs = {k: 0 for k in names}
     with connect() as c:
-        fresh_factors(c, 60_000 if QUICK else 250_000)
+        fresh_factors(c, 100_000 if QUICK else 250_000)
         c.execute("""CREATE OR REPLACE FUNCTION bench.hook_continue(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
                      BEGIN
                        IF (event->>'failed_attempts')::int > 100 THEN

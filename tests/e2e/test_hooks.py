@@ -7,6 +7,7 @@ PostgREST) and in database-session mode. Codes come from pyotp.
 Without the library preloaded (nopreload) the rejection's sign-out and its audit row are part
 of the caller's transaction, which the error rolls back: the tests check that documented
 difference instead (docs/security.md, "Policy hooks")."""
+import json
 import time
 import uuid
 
@@ -14,6 +15,7 @@ import psycopg
 import pytest
 
 from conftest import PRELOADED, connect, totp_now, wrong_codes
+from softkey import SoftKey
 from test_pooler import PgBouncer
 
 DB = "mfa_auth_hooks"
@@ -111,6 +113,86 @@ def test_a_reject_signs_the_user_out_of_every_session(db):
         assert after == ("aal2", "aal2") and rejected == 0
 
 
+RP_ID, ORIGIN = "example.com", "https://app.example.com"
+
+
+def test_every_factor_kind_and_entry_point_meets_the_hook(db):
+    """One hook, every verification: TOTP by challenge and by factor, a phone code, a WebAuthn
+    assertion (a software authenticator), a recovery code, and the self-service mfa_verify in
+    database-session mode. With the hook rejecting, each raises 28000 and none is recorded; the
+    hook saw each kind's factor_type."""
+    user, session = uuid.uuid4(), uuid.uuid4()
+    role = "e2e_hooks_" + uuid.uuid4().hex[:8]
+    answer('{"decision": "continue"}')
+    seen, results = [], {}
+    with connect(DB) as c:
+        c.execute("CREATE TABLE IF NOT EXISTS hooks.seen (factor_type text, valid boolean)")
+        c.execute("TRUNCATE hooks.seen")
+        c.execute("""CREATE OR REPLACE FUNCTION hooks.recording(event jsonb) RETURNS jsonb LANGUAGE plpgsql
+                     SET search_path = pg_catalog AS $$
+                     BEGIN
+                       INSERT INTO hooks.seen VALUES (event->>'factor_type', (event->>'valid')::boolean);
+                       RETURN (SELECT decision FROM hooks.answer);
+                     END $$""")
+        c.execute(f"SET mfa_auth.webauthn_rp_id = '{RP_ID}'")
+        c.execute(f"SET mfa_auth.webauthn_origins = '{ORIGIN}'")
+        c.execute("SET mfa_auth.phone_resend_interval = 0")
+        c.execute("SET mfa_auth.verification_hook = 'hooks.recording'")
+        fid, secret = enrolled(c, user, session)
+        codes = [r[0] for r in c.execute("SELECT * FROM auth.generate_recovery_codes(%s, %s, 4)", (user, session))]
+        key = SoftKey()
+        wf = c.execute("SELECT auth.enroll_webauthn(%s, 'key')", (user,)).fetchone()[0]
+        wid, options = c.execute("SELECT challenge_id, webauthn FROM auth.create_challenge(%s, '10.0.0.1')", (wf,)).fetchone()
+        assert c.execute("SELECT auth.verify_webauthn(%s, %s::jsonb, NULL, %s)",
+                         (wid, json.dumps(key.create(options, ORIGIN)), session)).fetchone()[0]
+        pf = c.execute("SELECT auth.enroll_phone(%s, '+14155550177')", (user,)).fetchone()[0]
+        pch, pcode = c.execute("SELECT challenge_id, code FROM auth.create_challenge(%s, '10.0.0.1')", (pf,)).fetchone()
+        assert c.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)", (pch, pcode, session)).fetchone()[0]
+        c.execute(f"CREATE ROLE {role} LOGIN")
+        c.execute(f"GRANT USAGE ON SCHEMA auth TO {role}")
+        c.execute(f"ALTER ROLE {role} SET mfa_auth.database_sessions = on")
+        c.execute(f"ALTER ROLE {role} SET mfa_auth.verification_hook = 'hooks.recording'")
+        answer('{"decision": "reject", "message": "policy"}')
+        pch, pcode = c.execute("SELECT challenge_id, code FROM auth.create_challenge(%s, '10.0.0.1')", (pf,)).fetchone()
+        wid, options = c.execute("SELECT challenge_id, webauthn FROM auth.create_challenge(%s, '10.0.0.1')", (wf,)).fetchone()
+        c.execute("SELECT auth.create_challenge(%s, '10.0.0.1')", (fid,))
+        calls = {
+            "totp verify_factor": ("SELECT auth.verify_factor(%s, %s, NULL, %s)", (fid, totp_now(secret, 1), session)),
+            "phone verify_challenge": ("SELECT auth.verify_challenge(%s, %s, NULL, %s)", (pch, pcode, session)),
+            "webauthn verify_webauthn": ("SELECT auth.verify_webauthn(%s, %s::jsonb, NULL, %s)",
+                                         (wid, json.dumps(key.get(options, ORIGIN)), session)),
+            "recovery verify_recovery_code": ("SELECT auth.verify_recovery_code(%s, %s, NULL, %s)", (user, codes[0], session)),
+        }
+        for name, (sql, args) in calls.items():
+            try:
+                results[name] = c.execute(sql, args).fetchone()[0]
+            except psycopg.Error as e:
+                results[name] = e.sqlstate
+        try:
+            with connect(DB, user=role) as me:
+                _, msecret, _, _ = me.execute("SELECT * FROM auth.enroll_my_totp()").fetchone()
+                try:
+                    results["self-service mfa_verify"] = me.execute("SELECT auth.mfa_verify(%s)", (totp_now(msecret),)).fetchone()[0]
+                except psycopg.Error as e:
+                    results["self-service mfa_verify"] = e.sqlstate
+                mine = me.execute("SELECT auth.aal()::text").fetchone()[0]
+        finally:
+            c.execute(f"DELETE FROM auth.mfa_factors WHERE user_id = auth.role_user_id('{role}')")
+            c.execute(f"DROP OWNED BY {role}")
+            c.execute(f"DROP ROLE {role}")
+        seen = c.execute("SELECT factor_type, valid FROM hooks.seen ORDER BY 1").fetchall()
+        unverified = c.execute("""SELECT count(*) FROM auth.mfa_challenges WHERE id IN (%s, %s) AND verified_at IS NULL""",
+                               (pch, wid)).fetchone()[0]
+        left = c.execute("SELECT remaining FROM auth.recovery_codes_status(%s)", (user,)).fetchone()[0]
+    answer('{"decision": "continue"}')
+    print(f"\n  rejecting hook, every kind: {results}; self-service session {mine}; challenges left unverified "
+          f"{unverified} of 2; recovery codes left {left} of 4; what the hook saw while continuing: {seen}")
+    assert results == {k: "28000" for k in results} and len(results) == 5
+    assert mine == "aal1" and unverified == 2 and left == 4
+    # While it continued (the verifications that set the user up), it saw each kind once, valid.
+    assert seen == [("phone", True), ("totp", True), ("webauthn", True)]
+
+
 def test_what_a_rollback_keeps_after_a_reject(db):
     """A hook that rejects every verification: the right code tried plainly, in a transaction
     rolled back, and in a savepoint rolled back to then committed, is never a success; the
@@ -175,6 +257,60 @@ def test_a_failing_hook_fails_closed_and_is_logged(db):
           f"server log: {line[-1][-120:] if line else None}")
     assert "the policy service is down" in e.value.diag.message_primary and "P0001" in e.value.diag.message_detail
     assert line and failed == (1 if PRELOADED else 0)
+
+
+def test_the_enrollment_hook_gates_every_enrollment(db):
+    """A gateway user (PostgREST's claims, per transaction) and the service: with the enrollment
+    hook rejecting, enroll_my_totp, enroll_totp, enroll_phone and generate_recovery_codes each
+    fail with 42501 and the hook's message, and nothing is created; the event the hook saw for
+    the gateway call carried the session and its aal."""
+    role = "e2e_hooks_" + uuid.uuid4().hex[:8]
+    user, session = uuid.uuid4(), uuid.uuid4()
+    claims = f'{{"sub": "{user}", "session_id": "{session}"}}'
+    results = {}
+    with connect(DB) as admin:
+        admin.execute("CREATE TABLE IF NOT EXISTS hooks.enrollments (event jsonb)")
+        admin.execute("""CREATE OR REPLACE FUNCTION hooks.gate(event jsonb) RETURNS jsonb LANGUAGE plpgsql
+                         SET search_path = pg_catalog AS $$
+                         BEGIN
+                           INSERT INTO hooks.enrollments VALUES (event);
+                           RETURN CASE WHEN event->>'friendly_name' = 'allowed' THEN '{"decision": "continue"}'::jsonb
+                                       ELSE '{"decision": "reject", "message": "Enrollment is closed."}'::jsonb END;
+                         END $$""")
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"GRANT USAGE ON SCHEMA auth TO {role}")
+        admin.execute(f"ALTER ROLE {role} SET mfa_auth.jwt_claims_roles = '{role}'")
+        admin.execute(f"ALTER ROLE {role} SET mfa_auth.enrollment_hook = 'hooks.gate'")
+    try:
+        with connect(DB, user=role) as a, connect(DB) as admin:
+            admin.execute("SET mfa_auth.enrollment_hook = 'hooks.gate'")
+            with a.transaction():
+                gateway_tx(a, claims)
+                fid = a.execute("SELECT factor_id FROM auth.enroll_my_totp('allowed')").fetchone()[0]
+            # (The hook's row commits with the enrollment.)
+            event = admin.execute("SELECT event FROM hooks.enrollments WHERE event->>'user_id' = %s", (str(user),)).fetchone()
+            for name, conn, sql, args in (
+                    ("enroll_my_totp", a, "SELECT * FROM auth.enroll_my_totp('second')", ()),
+                    ("enroll_totp", admin, "SELECT * FROM auth.enroll_totp(%s, 'laptop')", (user,)),
+                    ("enroll_phone", admin, "SELECT auth.enroll_phone(%s, '+14155550178', 'work')", (user,)),
+                    ("generate_recovery_codes", admin, "SELECT auth.generate_recovery_codes(%s, %s)", (user, session))):
+                try:
+                    with conn.transaction():
+                        if conn is a:
+                            gateway_tx(a, claims)
+                        conn.execute(sql, args)
+                    results[name] = "created"
+                except psycopg.Error as e:
+                    results[name] = (e.sqlstate, e.diag.message_primary)
+            factors = admin.execute("SELECT count(*) FROM auth.mfa_factors WHERE user_id = %s", (user,)).fetchone()[0]
+    finally:
+        with connect(DB) as admin:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")
+    print(f"\n  enrollment hook: the allowed one's event {event[0] if event else None}; then {results}; factors of the user {factors}")
+    assert fid and factors == 1
+    assert results == {k: ("42501", "Enrollment is closed.") for k in results} and len(results) == 4
+    assert event[0]["session_id"] == str(session) and event[0]["aal"] == "aal1" and event[0]["factor_type"] == "totp"
 
 
 def gateway_tx(conn, claims):

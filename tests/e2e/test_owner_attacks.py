@@ -327,6 +327,40 @@ def test_the_owner_cannot_reach_the_extensions_settings_tables_or_schema(tenant)
     assert outcome == refused, {k: v for k, v in outcome.items() if v != refused[k]}
 
 
+def owner_sets(owner, db, setting, literal, pgoptions, more=()):
+    """The database's owner sets `setting` to `literal` in every way a role can: for its session
+    (SET, SET LOCAL, set_config both ways), for itself (ALTER ROLE, also IN DATABASE), for the
+    database (ALTER DATABASE), the `more` statements, and at connect (PGOPTIONS, `-c
+    setting=pgoptions`). Returns each attempt's outcome (SQLSTATE, "ran", or "refused: ..." at
+    connect) and the value the owner's session saw after its attempts."""
+    outcome = {}
+    with connect(db, user=owner, options=SAFE) as o:
+        for sql in (f"SET {setting} = {literal}", f"SET LOCAL {setting} = {literal}",
+                    f"SELECT pg_catalog.set_config('{setting}', {quote(literal)}, false)",
+                    f"SELECT pg_catalog.set_config('{setting}', {quote(literal)}, true)",
+                    f"ALTER ROLE {owner} SET {setting} = {literal}", f"ALTER DATABASE {db} SET {setting} = {literal}",
+                    f"ALTER ROLE {owner} IN DATABASE {db} SET {setting} = {literal}", *more):
+            try:
+                with o.transaction():
+                    o.execute(sql)
+                outcome[sql] = "ran"
+            except psycopg.Error as e:
+                outcome[sql] = e.sqlstate
+        now = o.execute(f"SHOW {setting}").fetchone()[0]
+    # At connect (PGOPTIONS / the startup packet): refused before the session exists.
+    try:
+        with connect(db, user=owner, options=f"{SAFE} -c {setting}={pgoptions}") as p:
+            outcome["PGOPTIONS"] = "ran: " + p.execute(f"SHOW {setting}").fetchone()[0]
+    except psycopg.OperationalError as e:
+        outcome["PGOPTIONS"] = "refused: " + str(e).strip().splitlines()[-1].split("FATAL:")[-1].strip()[:160]
+    return outcome, now
+
+
+def quote(literal):
+    """A setting's value as a string literal (it may be one already)."""
+    return literal if literal.startswith("'") else "'" + literal + "'"
+
+
 @pytest.mark.parametrize("setting,value", [("mfa_auth.audit", "off"), ("mfa_auth.audit_log_server", "off"),
                                            ("mfa_auth.audit_retention", "1")])
 def test_no_role_but_a_superuser_switches_off_or_shortens_the_trail(tenant, setting, value):
@@ -339,26 +373,7 @@ def test_no_role_but_a_superuser_switches_off_or_shortens_the_trail(tenant, sett
     sighup = setting != "mfa_auth.audit"
     with connect(db) as c:
         before = c.execute(f"SHOW {setting}").fetchone()[0]
-    outcome = {}
-    with connect(db, user=owner, options=SAFE) as o:
-        for sql in (f"SET {setting} = {value}", f"SET LOCAL {setting} = {value}",
-                    f"SELECT pg_catalog.set_config('{setting}', '{value}', false)",
-                    f"SELECT pg_catalog.set_config('{setting}', '{value}', true)",
-                    f"ALTER ROLE {owner} SET {setting} = {value}", f"ALTER DATABASE {db} SET {setting} = {value}",
-                    f"ALTER ROLE {owner} IN DATABASE {db} SET {setting} = {value}"):
-            try:
-                with o.transaction():
-                    o.execute(sql)
-                outcome[sql] = "ran"
-            except psycopg.Error as e:
-                outcome[sql] = e.sqlstate
-        now = o.execute(f"SHOW {setting}").fetchone()[0]
-    # At connect (PGOPTIONS / the startup packet): refused before the session exists.
-    try:
-        with connect(db, user=owner, options=f"{SAFE} -c {setting}={value}") as p:
-            outcome["PGOPTIONS"] = "ran: " + p.execute(f"SHOW {setting}").fetchone()[0]
-    except psycopg.OperationalError as e:
-        outcome["PGOPTIONS"] = "refused: " + str(e).strip().splitlines()[-1].split("FATAL:")[-1].strip()[:160]
+    outcome, now = owner_sets(owner, db, setting, value, value)
     with connect(db) as c:
         after = c.execute(f"SHOW {setting}").fetchone()[0]
         stored = c.execute("SELECT count(*) FROM pg_db_role_setting s, unnest(s.setconfig) AS cfg WHERE cfg LIKE %s",
@@ -393,27 +408,8 @@ def test_no_role_but_a_superuser_sets_or_clears_a_hook(tenant, setting, value):
     try:
         with connect(db, options=SAFE) as c:
             before = c.execute(f"SHOW {setting}").fetchone()[0]
-        outcome = {}
-        lit = "'" + value + "'"
-        with connect(db, user=owner, options=SAFE) as o:
-            for sql in (f"SET {setting} = {lit}", f"SET LOCAL {setting} = {lit}",
-                        f"SELECT pg_catalog.set_config('{setting}', {lit}, false)",
-                        f"SELECT pg_catalog.set_config('{setting}', {lit}, true)",
-                        f"RESET {setting}", f"ALTER ROLE {owner} SET {setting} = {lit}",
-                        f"ALTER DATABASE {db} SET {setting} = {lit}", f"ALTER DATABASE {db} RESET {setting}",
-                        f"ALTER ROLE {owner} IN DATABASE {db} SET {setting} = {lit}"):
-                try:
-                    with o.transaction():
-                        o.execute(sql)
-                    outcome[sql] = "ran"
-                except psycopg.Error as e:
-                    outcome[sql] = e.sqlstate
-            now = o.execute(f"SHOW {setting}").fetchone()[0]
-        try:
-            with connect(db, user=owner, options=f"{SAFE} -c {setting}={value or chr(39) * 2}") as p:
-                outcome["PGOPTIONS"] = "ran: " + p.execute(f"SHOW {setting}").fetchone()[0]
-        except psycopg.OperationalError as e:
-            outcome["PGOPTIONS"] = "refused: " + str(e).strip().splitlines()[-1].split("FATAL:")[-1].strip()[:160]
+        outcome, now = owner_sets(owner, db, setting, "'" + value + "'", value or "''",
+                                  (f"RESET {setting}", f"ALTER DATABASE {db} RESET {setting}"))
         with connect(db, options=SAFE) as c:
             after = c.execute(f"SHOW {setting}").fetchone()[0]
             stored = c.execute("SELECT pg_catalog.array_agg(cfg) FROM pg_db_role_setting s, unnest(s.setconfig) AS cfg "
