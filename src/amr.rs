@@ -73,21 +73,6 @@ pub fn record(session_id: pgrx::Uuid, method: &str) -> pgrx::Uuid {
     id
 }
 
-/// Signs users out: removes every claim (of every method) of each session in which one of the
-/// users `$1` has an MFA claim, and of the sessions `$2`, with their claim links; the count of
-/// claims removed. Every name qualified: the audit writer runs it too.
-pub const SIGN_OUT_SQL: &str = "WITH s AS (
-         SELECT l.session_id FROM auth.mfa_amr_claim_factors l
-           JOIN auth.mfa_factors f ON f.id OPERATOR(pg_catalog.=) l.factor_id
-          WHERE f.user_id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.uuid[])
-         UNION
-         SELECT x FROM pg_catalog.unnest($2::pg_catalog.uuid[]) x WHERE x IS NOT NULL
-     ), links AS (
-         DELETE FROM auth.mfa_amr_claim_factors l USING s WHERE l.session_id OPERATOR(pg_catalog.=) s.session_id
-     )
-     DELETE FROM auth.mfa_amr_claims c USING s WHERE c.session_id OPERATOR(pg_catalog.=) s.session_id
-     RETURNING 1";
-
 /// auth.sign_out_user(): every session of the user loses every claim (aal1 everywhere, as a
 /// Supabase Auth global sign-out); the number of claims removed.
 pub fn sign_out_user(user_id: pgrx::Uuid) -> i64 {
@@ -96,7 +81,7 @@ pub fn sign_out_user(user_id: pgrx::Uuid) -> i64 {
     let removed = Spi::connect_mut(|client| {
         crate::pg::schema::check_schema(client);
         let args: [DatumWithOid; 2] = [users.into(), sessions.into()];
-        client.update(SIGN_OUT_SQL, None, &args).or_raise().len() as i64
+        client.update(crate::audit::SIGN_OUT_SQL, None, &args).or_raise().len() as i64
     });
     crate::session::claims_changed();
     crate::audit::at_commit(

@@ -21,6 +21,21 @@ pub(super) fn uuid(b: Option<[u8; 16]>) -> Option<pgrx::Uuid> {
     b.map(pgrx::Uuid::from_bytes)
 }
 
+/// Signs users out: removes every claim (of every method) of each session in which one of the
+/// users `$1` has an MFA claim, and of the sessions `$2`, with their claim links; the count of
+/// claims removed. Every name qualified: the audit writer runs it (and auth.sign_out_user, src/amr.rs).
+pub const SIGN_OUT_SQL: &str = "WITH s AS (
+         SELECT l.session_id FROM auth.mfa_amr_claim_factors l
+           JOIN auth.mfa_factors f ON f.id OPERATOR(pg_catalog.=) l.factor_id
+          WHERE f.user_id OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.uuid[])
+         UNION
+         SELECT x FROM pg_catalog.unnest($2::pg_catalog.uuid[]) x WHERE x IS NOT NULL
+     ), links AS (
+         DELETE FROM auth.mfa_amr_claim_factors l USING s WHERE l.session_id OPERATOR(pg_catalog.=) s.session_id
+     )
+     DELETE FROM auth.mfa_amr_claims c USING s WHERE c.session_id OPERATOR(pg_catalog.=) s.session_id
+     RETURNING 1";
+
 /// Inserts `events` (in the current transaction), signs out the users of those that sign
 /// out, and, with mfa_auth.audit_log_server, writes each recorded one to the server log.
 pub(super) fn write(client: &mut pgrx::spi::SpiClient<'_>, all: &[Entry]) {
@@ -29,7 +44,7 @@ pub(super) fn write(client: &mut pgrx::spi::SpiClient<'_>, all: &[Entry]) {
         let users: Vec<Option<pgrx::Uuid>> = signing_out.iter().map(|e| uuid(e.user_of())).collect();
         let sessions: Vec<Option<pgrx::Uuid>> = signing_out.iter().map(|e| uuid(e.session_of())).collect();
         let args: [DatumWithOid; 2] = [users.into(), sessions.into()];
-        client.update(crate::amr::SIGN_OUT_SQL, None, &args).or_raise();
+        client.update(SIGN_OUT_SQL, None, &args).or_raise();
     }
     let kept: Vec<Entry>;
     let events: &[Entry] = if all.iter().all(Entry::has_row) {

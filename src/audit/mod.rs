@@ -37,6 +37,7 @@ use mfa_auth_core::audit::{Queue, Start};
 mod insert;
 mod saved;
 mod writer;
+pub use insert::SIGN_OUT_SQL;
 use insert::*;
 use saved::*;
 use writer::*;

@@ -13,10 +13,10 @@ import uuid
 
 import psycopg
 import pytest
-
-from conftest import PRELOADED, connect, totp_now, wrong_codes
 from softkey import SoftKey
 from test_pooler import PgBouncer
+
+from conftest import PRELOADED, connect, totp_now, wrong_codes
 
 DB = "mfa_auth_hooks"
 HOOKS = """
@@ -252,7 +252,7 @@ def test_a_failing_hook_fails_closed_and_is_logged(db):
             verify(c, fid, totp_now(secret, 1))
         failed = audit_count(c, fid, "hook_failed", wait_for=1 if PRELOADED else None)
         log = c.execute("SELECT pg_read_file(current_setting('data_directory') || '/../server.log')").fetchone()[0]
-    line = [l for l in log.splitlines() if "refused (fail closed)" in l and "policy service is down" in l]
+    line = [ln for ln in log.splitlines() if "refused (fail closed)" in ln and "policy service is down" in ln]
     print(f"\n  raising hook: {e.value.sqlstate} {e.value.diag.message_primary!r}; hook_failed rows {failed}; "
           f"server log: {line[-1][-120:] if line else None}")
     assert "the policy service is down" in e.value.diag.message_primary and "P0001" in e.value.diag.message_detail
