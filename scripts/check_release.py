@@ -56,6 +56,12 @@ for phase in ("runtime", "build"):
 
 control = (root / "mfa_auth.control").read_text()
 need("default_version = '@CARGO_VERSION@'" in control, "mfa_auth.control: default_version does not come from the build")
+# The test-helper extension ships with this version: its control file and script say it.
+helper = (root / "mfa_auth_test" / "mfa_auth_test.control").read_text()
+need(f"default_version = '{version}'" in helper, f"mfa_auth_test.control: default_version is not {version}")
+need((root / "mfa_auth_test" / f"mfa_auth_test--{version}.sql").exists(), f"mfa_auth_test: no mfa_auth_test--{version}.sql")
+need(meta.get("provides", {}).get("mfa_auth_test", {}).get("version") == version,
+     f"META.json: provides.mfa_auth_test.version is not {version}")
 
 changelog = (root / "CHANGELOG.md").read_text()
 sections = re.findall(r"^## (\d+\.\d+\.\d+)", changelog, re.M)

@@ -131,6 +131,14 @@ install_extension() {
       && as_root mv -f "$dest.mfa_auth-new" "$dest" || { rm -rf "$staging"; die "installing $dest failed"; }
   done < <(cd "$staging" && find . -type f)
   rm -rf "$staging"
+  # The test-helper extension (plain SQL files beside mfa_auth's).
+  local helper_dir ext
+  helper_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../mfa_auth_test" && pwd)
+  ext="$("$PG_CONFIG" --sharedir)/extension"
+  for f in "$helper_dir"/mfa_auth_test.control "$helper_dir"/mfa_auth_test--*.sql; do
+    as_root install -m 644 "$f" "$ext/$(basename "$f").mfa_auth-new" && as_root mv -f "$ext/$(basename "$f").mfa_auth-new" "$ext/$(basename "$f")" \
+      || die "installing $(basename "$f") failed"
+  done
 }
 
 # release_target_dir: where every release build goes (install_extension, scripts/package.sh),

@@ -9,7 +9,8 @@
 #     --commit     build a release commit instead of the working tree (in a git worktree; the
 #                  build is cached in ~/.cache/mfa_auth, as tests/upgrade/run.sh caches it)
 # The package holds the library, the control file, the install script of its version and every
-# upgrade script, the copyright file and the changelogs; nothing else. Its Depends come from
+# upgrade script, the test-helper extension mfa_auth_test (its control file and script), the
+# copyright file and the changelogs; nothing else. Its Depends come from
 # dpkg-shlibdeps (the shared libraries the library links) and the server package of the major.
 # A server configured with --enable-cassert gets a package that says so: version
 # VERSION-1~cassert (sorts before the real one) and a description line. Every file's time is the
@@ -89,6 +90,18 @@ done < <(find "$staging" -path '*/extension/*' \( -name 'mfa_auth.control' -o -n
   || die "the build has no control file or no mfa_auth--$version.sql"
 grep -qx "default_version = '$version'" "$extdir/mfa_auth.control" \
   || die "the control file's default_version is not $version"
+# The test-helper extension mfa_auth_test (plain SQL, on the library's C symbol), from 0.4.0 on:
+# its control file and script, from the same tree as the build.
+helper=$work/helper
+mkdir -p "$helper"
+if [ -z "$commit" ]; then
+  cp "$root"/mfa_auth_test/mfa_auth_test.control "$root"/mfa_auth_test/mfa_auth_test--*.sql "$helper/" 2>/dev/null || true
+elif git -C "$root" cat-file -e "$commit:mfa_auth_test" 2>/dev/null; then
+  git -C "$root" archive "$commit" mfa_auth_test | tar -x -C "$work"
+fi
+for f in "$helper"/mfa_auth_test.control "$helper"/mfa_auth_test--*.sql; do
+  [ -f "$f" ] && install -m 644 "$f" "$extdir/"
+done
 
 # copyright (machine-readable, DEP-5) and the changelogs: Debian's (this packaging) and the project's.
 cat >"$docdir/copyright" <<EOF
@@ -148,7 +161,8 @@ Description: multi-factor authentication inside PostgreSQL $major
  This package is the extension for PostgreSQL $major: the library, its
  control file and every install and upgrade script. After installing it,
  add mfa_auth to shared_preload_libraries, give it a key file and run
- CREATE EXTENSION mfa_auth.$description_extra
+ CREATE EXTENSION mfa_auth. For test databases it also holds mfa_auth_test,
+ helpers for pgTAP suites of policies that need a verified second factor.$description_extra
 EOF
 (cd "$pkg" && find usr -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum) >"$pkg/DEBIAN/md5sums"
 find "$pkg" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +

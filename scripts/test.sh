@@ -7,6 +7,8 @@
 #   2. in-database #[pg_test] tests                    (cargo pgrx test pg15)
 #   3. SQL regression tests with expected output       (pg_regress, tests/pg_regress)
 #   4. end-to-end client tests over a real connection  (pytest + psycopg, tests/e2e)
+#  4b. the example pgTAP suite                        (pg_prove over examples/pgtap with mfa_auth_test; a
+#                                                       broken policy must make it fail)
 #   5. crash invariants under load                     (pgbench + SIGKILL + immediate shutdown, tests/crash;
 #                                                       a running server while the library is reinstalled)
 #   6. upgrade from each release                       (ALTER EXTENSION UPDATE vs a fresh install, tests/upgrade)
@@ -25,7 +27,7 @@
 #                                                       releases, lintian; tests/package/run.sh: installed with
 #                                                       apt-get, no cargo or rustc on PATH, e2e flow/session/
 #                                                       configurations, dpkg -r and reinstall, package upgrades
-#                                                       0.2.0 -> this and 0.1.0 -> this)
+#                                                       0.3.0, 0.2.0 and 0.1.0 -> this)
 # Usage: scripts/test.sh [--all-versions]
 set -uo pipefail
 all_versions=0
@@ -82,7 +84,7 @@ python3 scripts/check_layers.py >"$work/layers.log" 2>&1 || lint_failed=$((lint_
 cat "$work/layers.log"
 # The Python (rules: ruff.toml) and the shell (rules: .shellcheckrc, warnings and errors).
 .venv/bin/ruff check --no-cache . >"$work/ruff.log" 2>&1 || { lint_failed=$((lint_failed + 1)); head -n 40 "$work/ruff.log"; }
-shellcheck -x --severity=warning scripts/*.sh scripts/webauthn-demo .ci/run tests/*/*.sh >"$work/shellcheck.log" 2>&1 \
+shellcheck -x --severity=warning scripts/*.sh scripts/webauthn-demo .ci/run tests/*/*.sh examples/*/*.sh >"$work/shellcheck.log" 2>&1 \
   || { lint_failed=$((lint_failed + 1)); head -n 40 "$work/shellcheck.log"; }
 # No dependency that no code uses (every Cargo.toml of the repository).
 cargo machete >"$work/machete.log" 2>&1 || { lint_failed=$((lint_failed + 1)); cat "$work/machete.log"; }
@@ -186,6 +188,13 @@ log "level 4: end-to-end client tests (pytest over TCP)"
 rm -f "$MFA_AUTH_LOG_DIR"/*.log
 run_e2e e2e "$root/tests/e2e"
 crash_check e2e "$work/cluster/server.log" "$MFA_AUTH_LOG_DIR"/*.log
+
+log "level 4b: the example pgTAP suite with mfa_auth_test (examples/pgtap/run.sh: pg_prove, then a broken policy that must fail)"
+bash "$root/examples/pgtap/run.sh" >"$work/pgtap.log" 2>&1
+grep -vE '^\s*$' "$work/pgtap.log" | tail -n 45
+read -r p f < <(sed -n 's/^pgtap: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$work/pgtap.log"; echo)
+record pgtap "${p:-0}" "${f:-1}"
+crash_check pgtap "$work/cluster/server.log"
 stop_cluster "$work/cluster"
 
 log "level 5: crash invariants under verification load (tests/crash/run.sh)"

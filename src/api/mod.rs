@@ -10,4 +10,5 @@ pub mod factors;
 pub mod otp;
 pub mod recovery;
 pub mod sessions;
+pub mod test_helper;
 pub mod webauthn;

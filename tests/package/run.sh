@@ -62,7 +62,8 @@ trap finish EXIT
 
 # --- 1. a server with no mfa_auth files, then the package -----------------------------------------
 pkg_installed && as_root dpkg -r "$name" >/dev/null
-for f in "$pkglibdir"/mfa_auth.so "$extdir"/mfa_auth.control "$extdir"/mfa_auth--*.sql; do
+for f in "$pkglibdir"/mfa_auth.so "$extdir"/mfa_auth.control "$extdir"/mfa_auth--*.sql \
+         "$extdir"/mfa_auth_test.control "$extdir"/mfa_auth_test--*.sql; do
   [ -e "$f" ] || continue
   dpkg -S "$f" >/dev/null 2>&1 && { echo "$f belongs to a package: $(dpkg -S "$f")"; exit 1; }
   as_root mv "$f" "$work/aside/"

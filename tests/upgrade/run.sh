@@ -152,6 +152,17 @@ for db in chain direct last; do
   EXPECT_VERSION=$NEW_VERSION "$python" "$here/check.py" upgraded "$work/$db.json" "$db"
 done
 
+# --- the test-helper extension on an updated database, as on a fresh one -----------------------
+for db in last fresh; do
+  q -d "$db" -c "CREATE EXTENSION mfa_auth_test" >/dev/null || die "CREATE EXTENSION mfa_auth_test failed in $db"
+  u=$("$python" -c 'import uuid; print(uuid.uuid4())')
+  got=$(q -d "$db" -c "BEGIN" -c "SELECT count(*) FROM mfa_test.enroll_totp('$u')" \
+          -c "SELECT mfa_test.sign_in('$u', 'postgres') IS NOT NULL" -c "SELECT auth.aal()" \
+          -c "SELECT mfa_test.verify('$u')" -c "SELECT auth.aal()" -c "ROLLBACK" | tr '\n' ' ')
+  [ "$got" = "1 t aal1 t aal2 " ] || die "mfa_auth_test in $db: enroll, sign in, verify gave '$got'"
+  echo "  $db: CREATE EXTENSION mfa_auth_test $(q -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'mfa_auth_test'"); enroll, sign in (aal1), verify (aal2): $got"
+done
+
 # --- the old dumps restored into this build --------------------------------------------------
 for dump in chain-0.1.0 direct-0.2.0 last-0.3.0; do
   db=restored_${dump%%-*}
