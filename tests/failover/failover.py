@@ -34,6 +34,11 @@ FACTORS_PER_CLIENT = 300
 RESULTS = {"passed": 0, "failed": 0}
 
 
+def figure(what, figures):
+    """A measurement the issue asks to print, not (yet) a pass/fail check."""
+    print(f"  fig  {what}: {figures}", flush=True)
+
+
 def check(what, ok, figures=""):
     RESULTS["passed" if ok else "failed"] += 1
     print(f"  {'ok  ' if ok else 'FAIL'} {what}{': ' + figures if figures else ''}", flush=True)
@@ -353,9 +358,9 @@ def verify_after(f, new, load, before_kill, victim):
               lost <= recent, f"{rows} of {len(before_kill)} in the trail, {lost} lost; "
               f"{recent} acknowledged within the last second before the kill")
     locked_attempts = attack(f, victim, rolled_back=True)
-    check("the victim's extra attempts given by the switch", True,
-          f"{locked_attempts} rolled-back guesses evaluated on the new primary before it locked the factor "
-          "(its shared-memory count did not replicate; committed counts did)")
+    figure("the victim's extra attempts given by the switch",
+           f"{locked_attempts} rolled-back guesses evaluated on the new primary before it locked the factor "
+           "(its shared-memory count did not replicate; committed counts did)")
 
 
 def main():
@@ -404,7 +409,8 @@ def main():
             # The old primary rejoins as a secondary (pg_rewind by its keeper).
             f.run(old)
             back = f.wait_states({new: "primary", old: "secondary"}, timeout=180)
-            check(f"node_{old} rejoins as a secondary", True, f"in {back:.1f} s")
+            # (wait_states raised if it did not.)
+            figure(f"node_{old} rejoined as a secondary", f"in {back:.1f} s")
     finally:
         for load in loads:
             load.stop.set()
