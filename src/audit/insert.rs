@@ -36,6 +36,83 @@ pub const SIGN_OUT_SQL: &str = "WITH s AS (
      DELETE FROM auth.mfa_amr_claims c USING s WHERE c.session_id OPERATOR(pg_catalog.=) s.session_id
      RETURNING 1";
 
+/// Writes failure counts into the rows that count them: `$1` factor ids, `$2` whether the row
+/// is the factor's recovery-code set, `$3` the failures, `$4` the event's time and `$5` the
+/// lock's end (Unix microseconds; 0: no lock). A row that changed after its event (a later
+/// failure its caller committed, a success, an unlock, a new set of codes) is left as it is. A
+/// row that another transaction holds locked (a verification in flight, a caller that keeps
+/// its transaction open) is skipped, not waited for (SKIP LOCKED: a caller must not be able to
+/// hold the writer, and with it the trail, up): the statement returns those, which still
+/// exist, to be written in a later round. Every name qualified: the audit writer runs it.
+pub const COUNT_SQL: &str = "WITH e AS MATERIALIZED (
+         SELECT e.factor_id, e.in_set, e.failures,
+                'epoch'::pg_catalog.timestamptz OPERATOR(pg_catalog.+)
+                    (e.us OPERATOR(pg_catalog.*) '1 microsecond'::pg_catalog.interval) AS at,
+                CASE WHEN e.until_us OPERATOR(pg_catalog.<>) 0
+                     THEN 'epoch'::pg_catalog.timestamptz OPERATOR(pg_catalog.+)
+                          (e.until_us OPERATOR(pg_catalog.*) '1 microsecond'::pg_catalog.interval) END AS until
+           FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.uuid[]), pg_catalog.unnest($2::pg_catalog.bool[]),
+                           pg_catalog.unnest($3::pg_catalog.int4[]), pg_catalog.unnest($4::pg_catalog.int8[]),
+                           pg_catalog.unnest($5::pg_catalog.int8[])) AS e(factor_id, in_set, failures, us, until_us)
+     ), free_f AS MATERIALIZED (
+         SELECT f.id FROM auth.mfa_factors f
+          WHERE f.id OPERATOR(pg_catalog.=) ANY (SELECT e.factor_id FROM e WHERE NOT e.in_set)
+            FOR UPDATE SKIP LOCKED
+     ), free_s AS MATERIALIZED (
+         SELECT s.id, s.mfa_factor_id FROM auth.mfa_recovery_code_sets s
+          WHERE s.mfa_factor_id OPERATOR(pg_catalog.=) ANY (SELECT e.factor_id FROM e WHERE e.in_set)
+            FOR UPDATE SKIP LOCKED
+     ), f AS (
+         UPDATE auth.mfa_factors t
+            SET failed_attempts = e.failures, locked_until = e.until, updated_at = e.at
+           FROM e JOIN free_f ON free_f.id OPERATOR(pg_catalog.=) e.factor_id
+          WHERE NOT e.in_set AND t.id OPERATOR(pg_catalog.=) e.factor_id AND t.updated_at OPERATOR(pg_catalog.<) e.at
+     ), s AS (
+         UPDATE auth.mfa_recovery_code_sets t
+            SET failed_verification_count = e.failures, verification_locked_until = e.until, updated_at = e.at
+           FROM e JOIN free_s ON free_s.mfa_factor_id OPERATOR(pg_catalog.=) e.factor_id
+          WHERE e.in_set AND t.id OPERATOR(pg_catalog.=) free_s.id AND t.updated_at OPERATOR(pg_catalog.<) e.at
+     )
+     SELECT e.factor_id, e.in_set FROM e
+      WHERE CASE WHEN e.in_set
+                 THEN NOT EXISTS (SELECT FROM free_s WHERE free_s.mfa_factor_id OPERATOR(pg_catalog.=) e.factor_id)
+                      AND EXISTS (SELECT FROM auth.mfa_recovery_code_sets x
+                                   WHERE x.mfa_factor_id OPERATOR(pg_catalog.=) e.factor_id)
+                 ELSE NOT EXISTS (SELECT FROM free_f WHERE free_f.id OPERATOR(pg_catalog.=) e.factor_id)
+                      AND EXISTS (SELECT FROM auth.mfa_factors x WHERE x.id OPERATOR(pg_catalog.=) e.factor_id) END";
+
+/// Writes the counts of `entries` (those that carry one, the newest per row) with
+/// [`COUNT_SQL`]; returns the ones whose rows another transaction holds, to try again.
+pub(super) fn write_counts(client: &mut pgrx::spi::SpiClient<'_>, entries: &[Entry]) -> Vec<Entry> {
+    let mut newest: Vec<(Entry, mfa_auth_core::audit::Count, [u8; 16])> = Vec::new();
+    for e in entries {
+        let (Some(c), Some(f)) = (e.count_of(), e.factor_of()) else { continue };
+        match newest.iter_mut().find(|(_, n, id)| *id == f && n.in_recovery_set == c.in_recovery_set) {
+            Some(slot) if (slot.0.at_us, slot.0.seq()) <= (e.at_us, e.seq()) => *slot = (*e, c, f),
+            Some(_) => {}
+            None => newest.push((*e, c, f)),
+        }
+    }
+    if newest.is_empty() {
+        return Vec::new();
+    }
+    let ids: Vec<pgrx::Uuid> = newest.iter().map(|(_, _, f)| pgrx::Uuid::from_bytes(*f)).collect();
+    let in_set: Vec<bool> = newest.iter().map(|(_, c, _)| c.in_recovery_set).collect();
+    let failures: Vec<i32> = newest.iter().map(|(_, c, _)| i32::try_from(c.failures).unwrap_or(i32::MAX)).collect();
+    let us: Vec<i64> = newest.iter().map(|(e, _, _)| e.at_us).collect();
+    let until: Vec<i64> = newest.iter().map(|(_, c, _)| c.locked_until_us.unwrap_or(0)).collect();
+    let args: [DatumWithOid; 5] = [ids.into(), in_set.into(), failures.into(), us.into(), until.into()];
+    let held: Vec<([u8; 16], bool)> = client
+        .update(COUNT_SQL, None, &args)
+        .or_raise()
+        .filter_map(|r| {
+            let id = r.get::<pgrx::Uuid>(1).ok()??;
+            Some((*id.as_bytes(), r.get::<bool>(2).ok()??))
+        })
+        .collect();
+    newest.into_iter().filter(|(_, c, f)| held.contains(&(*f, c.in_recovery_set))).map(|(e, _, _)| e).collect()
+}
+
 /// Inserts `events` (in the current transaction), signs out the users of those that sign
 /// out, and, with mfa_auth.audit_log_server, writes each recorded one to the server log.
 pub(super) fn write(client: &mut pgrx::spi::SpiClient<'_>, all: &[Entry]) {

@@ -31,7 +31,7 @@ use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
 
 use crate::pg::error::{raise, MfaError, OrRaise};
-pub use mfa_auth_core::audit::{Entry, Event, Outcome, Traits};
+pub use mfa_auth_core::audit::{Count, Entry, Event, Outcome, Traits};
 use mfa_auth_core::audit::{Queue, Start};
 
 mod insert;
@@ -42,7 +42,7 @@ use insert::*;
 use saved::*;
 use writer::*;
 
-/// Events the shared queue holds (× 344 bytes, about 350 kB of shared memory). pgrx builds the
+/// Events the shared queue holds (× 360 bytes, about 370 kB of shared memory). pgrx builds the
 /// initial value on the postmaster's stack, several copies deep: a queue of megabytes there
 /// overflows it (seen: 8192 slots, a segmentation fault at server start). A writer is woken
 /// as soon as a quarter is used, so this holds the bursts between two of its rounds.
@@ -80,7 +80,7 @@ thread_local! {
     static OVERFLOW: RefCell<Vec<Overflow>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Events one transaction holds for its commit (× 344 bytes: about 350 kB at most). One
+/// Events one transaction holds for its commit (× 360 bytes: about 370 kB at most). One
 /// transaction that makes more (a loop of 10 000 enrollments) has the rest counted, by kind,
 /// and recorded as `audit_events_lost` in its database when it commits: its memory stays
 /// bounded, and it cannot fill the shared queue by itself at commit beyond this.
@@ -196,6 +196,22 @@ pub fn now(e: Entry) {
     } else {
         insert_here(std::slice::from_ref(&e));
     }
+}
+
+/// Records failure `e` as [`now`] does, and has the writer write its count `c` into the row
+/// that counts its factor's failures, in the transaction that writes the event (with
+/// mfa_auth.audit off, the count alone): a failure that the caller's transaction rolled back
+/// then reaches the table, and the standby, as the shared-memory count does not. The caller's
+/// own failure statement writes the same count too; whichever is newer stays (see
+/// [`COUNT_SQL`]). Without the library preloaded there is no writer, and no count that
+/// survives a rollback: [`now`].
+pub fn now_counting(e: Entry, c: Count) {
+    if !SHARED.load(Ordering::Relaxed) {
+        return now(e);
+    }
+    let e = e.counting(c);
+    let e = if enabled() { e } else { e.without_row() };
+    push(e.database, std::slice::from_ref(&e));
 }
 
 /// How long a rejecting call waits for the writer to commit its sign-out.

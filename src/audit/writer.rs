@@ -136,6 +136,9 @@ pub(super) fn serve(db: u32) {
     let mut idle = Duration::ZERO;
     let mut since_retention = RETENTION_EVERY;
     let mut batch = Vec::with_capacity(BATCH);
+    // Counts whose rows another transaction held locked when their events were written
+    // (COUNT_SQL skips those rows): written again every round until their rows are free.
+    let mut held: Vec<Entry> = Vec::new();
     loop {
         // SAFETY: flags the signal handlers set (pgrx's handlers set Postgres's own).
         unsafe {
@@ -152,8 +155,10 @@ pub(super) fn serve(db: u32) {
         let (losses, lost) = {
             let mut q = QUEUE.exclusive();
             if !q.0.heartbeat(db, pid, crate::pg::clock::now_us()) {
-                // Replaced by another writer: a batch not written goes back to the queue.
+                // Replaced by another writer: a batch not written goes back to the queue, and
+                // the counts still to write (their rows are written).
                 q.0.requeue(&batch);
+                q.0.requeue(&without_rows(&held));
                 return;
             }
             if retrying {
@@ -164,12 +169,30 @@ pub(super) fn serve(db: u32) {
             }
         };
         batch.extend(loss_events(db, losses, lost));
-        if !batch.is_empty() {
-            idle = Duration::ZERO;
+        if !batch.is_empty() || !held.is_empty() {
+            if !batch.is_empty() {
+                idle = Duration::ZERO;
+            }
             let n = batch.len();
+            let mut still_held = Vec::new();
             if in_transaction("writing events", || {
-                crate::session::as_owner(owner, || Spi::connect_mut(|client| write(client, &batch)))
+                crate::session::as_owner(owner, || {
+                    Spi::connect_mut(|client| {
+                        write(client, &batch);
+                        let counts: Vec<Entry> = held.iter().chain(batch.iter()).copied().collect();
+                        still_held = write_counts(client, &counts);
+                    })
+                })
             }) {
+                if still_held.len() > CAPACITY {
+                    warning!(
+                        "mfa_auth audit writer: {} failure counts of database {db} wait for rows other transactions hold; the oldest {} are given up (their shared-memory counts stay)",
+                        still_held.len(),
+                        still_held.len() - CAPACITY
+                    );
+                    still_held.drain(..still_held.len() - CAPACITY);
+                }
+                held = still_held;
                 // Committed: a rejecting call waiting for its sign-out may return.
                 if let Some(last) = batch.iter().map(Entry::seq).max() {
                     QUEUE.exclusive().0.mark_written(db, last);
@@ -213,10 +236,13 @@ pub(super) fn serve(db: u32) {
             }
         }
         if shutdown {
-            QUEUE.exclusive().0.worker_exit(db, pid, true);
+            let mut q = QUEUE.exclusive();
+            // Saved with the queue at the end of a clean shutdown, written after the next start.
+            q.0.requeue(&without_rows(&held));
+            q.0.worker_exit(db, pid, true);
             return;
         }
-        if idle >= IDLE_EXIT && QUEUE.exclusive().0.worker_exit(db, pid, false) {
+        if idle >= IDLE_EXIT && held.is_empty() && QUEUE.exclusive().0.worker_exit(db, pid, false) {
             return;
         }
         wait(POLL);
@@ -224,6 +250,11 @@ pub(super) fn serve(db: u32) {
         idle += POLL;
         since_retention += POLL;
     }
+}
+
+/// Counts still to write, as queue entries whose rows are already written.
+fn without_rows(held: &[Entry]) -> Vec<Entry> {
+    held.iter().map(|e| e.without_row()).collect()
 }
 
 /// The writer's own settings, whatever the database's say. The writer connects as the

@@ -181,7 +181,9 @@ fn refuse(client: &mut SpiClient<'_>, attempt: &Attempt<'_>, row: &Locked, kind:
 /// The audit trail of one outcome: the verification's event, and what it caused. A success
 /// is recorded when the caller's transaction commits (and, for a factor's first one, its
 /// `factor_verified`); a failure or a refusal at once, whatever the caller does next (and a
-/// failure that reached the limit, its `factor_locked`). `counted`: a failure's count.
+/// failure that reached the limit, its `factor_locked`). `counted`: a failure's count, which
+/// the audit writer also writes into the factor's row (or its recovery-code set's) in its own
+/// transaction, so a rolled-back failure survives a crash and reaches a standby.
 fn audited(attempt: &Attempt<'_>, row: &Locked, kind: &dyn FactorKind, outcome: Outcome, counted: Option<&Counted>) {
     let about = |event: Event| audit::factor_event(event, row.user_id, row.factor_id, row.factor_type);
     let mut traits = Traits::new();
@@ -203,7 +205,18 @@ fn audited(attempt: &Attempt<'_>, row: &Locked, kind: &dyn FactorKind, outcome: 
         }
         return;
     }
-    audit::now(entry);
+    match counted {
+        // The count reaches the table through the writer too, whatever the caller does.
+        Some(c) => audit::now_counting(
+            entry,
+            audit::Count {
+                failures: c.failures,
+                locked_until_us: c.locked_until,
+                in_recovery_set: row.factor_type == mfa_auth_core::factor_type::FactorType::RecoveryCode,
+            },
+        ),
+        None => audit::now(entry),
+    }
     if let Some(c) = counted.filter(|c| c.locked_until.is_some()) {
         audit::now(
             about(Event::FactorLocked).traits(

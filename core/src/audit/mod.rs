@@ -123,8 +123,27 @@ const HAS_OUTCOME: u8 = 8;
 /// The writer also signs the event's user out (removes the claims of every session of
 /// theirs, and of the event's session) in the transaction that writes the event.
 const SIGN_OUT: u8 = 16;
-/// No row for this event (mfa_auth.audit is off): only its sign-out.
+/// No row for this event (mfa_auth.audit is off): only what the writer does besides (a
+/// sign-out, a count).
 const NO_ROW: u8 = 32;
+/// The writer also writes the failure count this event carries (and its lock) into the row
+/// that counts the failures of the event's factor, in the transaction that writes the event:
+/// a failure whose transaction rolled back then reaches the table, and so survives a crash
+/// and a failover, which shared memory does not.
+const COUNTS: u8 = 64;
+/// That row is the factor's recovery-code set (auth.mfa_recovery_code_sets), not the factor.
+const IN_RECOVERY_SET: u8 = 128;
+
+/// What a failure counted (see [`Entry::counting`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Count {
+    /// Failures so far, this one included.
+    pub failures: u32,
+    /// When this failure locked the factor: until when (Unix microseconds).
+    pub locked_until_us: Option<i64>,
+    /// Counted in the factor's recovery-code set.
+    pub in_recovery_set: bool,
+}
 
 /// One event: fixed size, no pointers (it lives in shared memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +155,10 @@ pub struct Entry {
     flags: u8,
     /// The database the event happened in.
     pub database: u32,
+    /// With [`COUNTS`]: the failures counted.
+    failures: u32,
+    /// With [`COUNTS`]: until when this failure locked the factor (Unix microseconds; 0: it did not).
+    locked_until_us: i64,
     /// Unix microseconds.
     pub at_us: i64,
     /// Order of pushes (the oldest event is taken first).
@@ -176,6 +199,8 @@ impl Entry {
         outcome: 0,
         flags: 0,
         database: 0,
+        failures: 0,
+        locked_until_us: 0,
         at_us: 0,
         seq: 0,
         id: [0; 16],
@@ -246,6 +271,31 @@ impl Entry {
             self.flags |= NO_ROW;
         }
         self
+    }
+    /// No row for this event: only what the writer does besides.
+    pub fn without_row(mut self) -> Entry {
+        self.flags |= NO_ROW;
+        self
+    }
+    /// The writer writes `c` into the row that counts the failures of the event's factor (the
+    /// event must have a factor), unless that row changed after the event (a later failure, a
+    /// success, an unlock made it newer).
+    pub fn counting(mut self, c: Count) -> Entry {
+        self.flags |= COUNTS;
+        if c.in_recovery_set {
+            self.flags |= IN_RECOVERY_SET;
+        }
+        self.failures = c.failures;
+        self.locked_until_us = c.locked_until_us.unwrap_or(0);
+        self
+    }
+    /// What [`Entry::counting`] gave it.
+    pub fn count_of(&self) -> Option<Count> {
+        (self.flags & COUNTS != 0 && self.flags & HAS_FACTOR != 0).then_some(Count {
+            failures: self.failures,
+            locked_until_us: (self.locked_until_us != 0).then_some(self.locked_until_us),
+            in_recovery_set: self.flags & IN_RECOVERY_SET != 0,
+        })
     }
     pub fn signs_out(&self) -> bool {
         self.flags & SIGN_OUT != 0
@@ -473,7 +523,10 @@ mod tests {
             .ip(Some("192.0.2.1"))
             .role("app")
             .factor_type("totp")
-            .traits(&Traits::new().int("failed_attempts", 5));
+            .traits(&Traits::new().int("failed_attempts", 5))
+            .factor(Some([3; 16]))
+            .counting(Count { failures: 5, locked_until_us: Some(900), in_recovery_set: true })
+            .without_row();
         let mut l = Losses::default();
         l.count(Event::Verification as u8, Some(Outcome::Failure as u8), 3);
         l.count(Event::ChallengeCreated as u8, None, 2);
@@ -484,6 +537,11 @@ mod tests {
         assert_eq!(entries[0].payload(), e.payload());
         assert_eq!((entries[0].database, entries[0].at_us, entries[0].id), (7, 123, [1; 16]));
         assert_eq!(losses, vec![l]);
+        assert_eq!(
+            entries[0].count_of(),
+            Some(Count { failures: 5, locked_until_us: Some(900), in_recovery_set: true })
+        );
+        assert!(!entries[0].has_row() && entries[1].count_of().is_none() && entries[1].has_row());
         // Anything else is not used: cut short, another magic, bytes left over.
         assert!(decode_saved(&bytes[..bytes.len() - 1]).is_none());
         assert!(decode_saved(b"MFAAUDQ0").is_none());
@@ -593,6 +651,35 @@ mod tests {
         assert_eq!(p["traits"]["reason"], "wrongcodex");
         assert!(p.get("session_id").is_none());
         assert_eq!(e.ip_of(), Some("192.0.2.1"));
+    }
+
+    #[test]
+    fn a_file_saved_by_0_3_0_reads_back_without_counts() {
+        // 0.3.0's layout: no failures / locked_until_us after at_us.
+        let e = Entry::new(Event::Verification, 7, 123, [1; 16]).outcome(Outcome::Failure).factor(Some([3; 16]));
+        let mut old = b"MFAAUDQ1".to_vec();
+        old.extend_from_slice(&1u32.to_le_bytes());
+        old.extend_from_slice(&0u32.to_le_bytes());
+        old.extend_from_slice(&[e.event, e.outcome, e.flags, 0, 0, 0, 0]);
+        old.extend_from_slice(&7u32.to_le_bytes());
+        old.extend_from_slice(&123i64.to_le_bytes());
+        for part in [[1u8; 16], [0; 16], [3; 16], [0; 16]] {
+            old.extend_from_slice(&part);
+        }
+        old.extend(std::iter::repeat_n(0u8, IP_LEN + ROLE_LEN + TRAITS_LEN + 16));
+        let (entries, losses) = decode_saved(&old).expect("0.3.0's file reads back");
+        assert!(losses.is_empty());
+        assert_eq!(entries[0].payload(), e.payload());
+        assert_eq!(entries[0].count_of(), None);
+    }
+
+    #[test]
+    fn a_count_needs_a_factor_and_says_where_it_is_counted() {
+        let c = Count { failures: 2, locked_until_us: None, in_recovery_set: false };
+        assert_eq!(Entry::new(Event::Verification, 1, 0, [0; 16]).counting(c).count_of(), None);
+        let e = Entry::new(Event::Verification, 1, 0, [0; 16]).factor(Some([9; 16])).counting(c);
+        assert_eq!(e.count_of(), Some(c));
+        assert!(e.has_row());
     }
 
     #[test]

@@ -3,8 +3,11 @@
 use super::*;
 
 /// The file a clean shutdown saves the queue in: magic, version, then the events and the
-/// losses, field by field, little-endian (the same server reads it at its next start).
-const SAVED_MAGIC: &[u8; 8] = b"MFAAUDQ1";
+/// losses, field by field, little-endian (the same server reads it at its next start, or the
+/// next version's after an update: it reads both).
+const SAVED_MAGIC: &[u8; 8] = b"MFAAUDQ2";
+/// 0.3.0's file: the events without their count (failures, locked_until_us).
+const SAVED_MAGIC_V1: &[u8; 8] = b"MFAAUDQ1";
 
 fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     if b.len() < n {
@@ -28,6 +31,8 @@ pub fn encode_saved(entries: &[Entry], losses: &[Losses]) -> Vec<u8> {
         out.extend_from_slice(&[e.event, e.outcome, e.flags, e.ip_len, e.role_len, e.traits_len, e.factor_type_len]);
         out.extend_from_slice(&e.database.to_le_bytes());
         out.extend_from_slice(&e.at_us.to_le_bytes());
+        out.extend_from_slice(&e.failures.to_le_bytes());
+        out.extend_from_slice(&e.locked_until_us.to_le_bytes());
         for part in [&e.id, &e.user, &e.factor, &e.session] {
             out.extend_from_slice(part);
         }
@@ -50,9 +55,11 @@ pub fn encode_saved(entries: &[Entry], losses: &[Losses]) -> Vec<u8> {
 /// The inverse of [`encode_saved`]; None for anything else (a file of another version, cut
 /// short, or not ours): its content is then not used.
 pub fn decode_saved(mut b: &[u8]) -> Option<(Vec<Entry>, Vec<Losses>)> {
-    if take(&mut b, 8)? != SAVED_MAGIC {
-        return None;
-    }
+    let v2 = match take(&mut b, 8)? {
+        m if m == SAVED_MAGIC => true,
+        m if m == SAVED_MAGIC_V1 => false,
+        _ => return None,
+    };
     let (n, m) = (take_u32(&mut b)? as usize, take_u32(&mut b)? as usize);
     let mut entries = Vec::with_capacity(n.min(1 << 16));
     for _ in 0..n {
@@ -66,6 +73,12 @@ pub fn decode_saved(mut b: &[u8]) -> Option<(Vec<Entry>, Vec<Losses>)> {
         e.factor_type_len = h[6].min(16);
         e.database = take_u32(&mut b)?;
         e.at_us = i64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
+        if v2 {
+            e.failures = take_u32(&mut b)?;
+            e.locked_until_us = i64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
+        } else {
+            e.flags &= !(COUNTS | IN_RECOVERY_SET);
+        }
         for part in [&mut e.id, &mut e.user, &mut e.factor, &mut e.session] {
             part.copy_from_slice(take(&mut b, 16)?);
         }

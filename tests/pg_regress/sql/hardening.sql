@@ -17,9 +17,20 @@ BEGIN; SELECT auth.verify_challenge(:'c1', '000003') AS round_4; ROLLBACK;
 BEGIN; SELECT auth.verify_challenge(:'c1', '000004') AS round_5; ROLLBACK;
 BEGIN; SELECT sqlstate_of(format('SELECT auth.verify_challenge(%L, %L)', :'c1', '000005')) AS round_6; ROLLBACK;
 BEGIN; SELECT sqlstate_of(format('SELECT auth.verify_challenge(%L, %L)', :'c1', '000006')) AS round_7; ROLLBACK;
--- The row's counter was rolled back every time; the lock holds anyway, for the right code
--- too, and for new challenges.
-SELECT failed_attempts, locked_until FROM auth.mfa_factors WHERE id = :'f1';
+-- The row's counter was rolled back with every transaction; the audit writer writes the count
+-- and the lock into the row in a transaction of its own (so a crash or a failover keeps them),
+-- within 100 ms: waited for here, 10 s at most. Without preloading there is no writer, and no
+-- count that survives a rollback. The lock holds, for the right code too, and for new challenges.
+SELECT set_config('regress.f1', :'f1', false) IS NOT NULL AS noted;
+DO $$ BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN NOT (SELECT survives_rollback FROM auth.attempt_tracking())
+           OR (SELECT failed_attempts FROM auth.mfa_factors WHERE id = current_setting('regress.f1')::uuid) = 5;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT failed_attempts, locked_until > now() + interval '4 minutes' AS locked_for_the_lockout
+  FROM auth.mfa_factors WHERE id = :'f1';
 SELECT sqlstate_of(format('SELECT auth.verify_challenge(%L, auth.totp_generate(%L))', :'c1', :'s1')) AS right_code_while_locked;
 SELECT sqlstate_of(format('SELECT auth.create_challenge(%L, %L)', :'f1', '10.0.0.1')) AS new_challenge_while_locked;
 SELECT tracked_factors >= 1 AS tracked FROM auth.attempt_tracking();
