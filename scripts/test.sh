@@ -15,6 +15,9 @@
 #   7. the other configurations users run              (pg_regress + e2e flow and configuration tests in
 #                                                       clusters of each: nokey, inline, nopreload)
 #   8. a streaming standby                             (pg_basebackup -R, hot standby, tests/standby)
+#  8b. failover under a real HA manager                (pg_auto_failover: monitor + 2 nodes, synchronous
+#                                                       replication, the primary SIGKILLed under load and
+#                                                       back again, tests/failover)
 # Levels 3-4 run in the README's production configuration (preloaded, a key file). Every
 # level that runs a server fails when one of its server logs shows a crashed process, a
 # PANIC or a failed assertion (scan_logs in scripts/lib.sh), naming the log line.
@@ -234,6 +237,18 @@ log "level 8: a streaming standby (tests/standby)"
 rm -f "$MFA_AUTH_LOG_DIR"/*.log
 run_e2e standby "$root/tests/standby"
 crash_check standby "$MFA_AUTH_LOG_DIR"/*.log
+
+log "level 8b: failover under pg_auto_failover (tests/failover/run.sh: monitor + 2 nodes, the primary killed under load, twice)"
+rm -f "$MFA_AUTH_LOG_DIR"/*.log
+t8b=$(date +%s)
+bash "$root/tests/failover/run.sh" >"$work/failover.log" 2>&1
+grep -E '^(  |==|failover:|Traceback|[A-Za-z]+Error)' "$work/failover.log" | tail -n 45
+read -r p f < <(sed -n 's/^failover: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$work/failover.log"; echo)
+record failover "${p:-0}" "${f:-1}"
+# Every node's server log, the killed primaries' included (a SIGKILL of the postmaster leaves
+# no crash line: it is gone before it could write one).
+crash_check failover "$MFA_AUTH_LOG_DIR"/failover-*.log
+echo "  level 8b took $(( $(date +%s) - t8b ))s"
 
 # --- 9. other PostgreSQL majors -------------------------------------------------------------
 # run_version MAJOR BIN: the in-database suites (#[pg_test], pg_regress), the e2e flow,

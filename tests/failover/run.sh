@@ -4,7 +4,8 @@
 # verifying through the gateway path and an attacker guessing while the primary's keeper and
 # postmaster are killed (SIGKILL); the figures of what holds on the new primary, then the old
 # primary rejoins and a second failover goes back. Needs Debian's postgresql-15-auto-failover and
-# pg-auto-failover-cli (scripts/prereqs.sh). Not yet a level of scripts/test.sh (issue 39).
+# pg-auto-failover-cli (scripts/prereqs.sh). Level 8b of scripts/test.sh, which scans every
+# node's server log (kept in $MFA_AUTH_LOG_DIR as failover-*.log) for crashes.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
