@@ -84,33 +84,37 @@ pub const COUNT_SQL: &str = "WITH e AS MATERIALIZED (
 /// Writes the counts of `entries` (those that carry one, the newest per row) with
 /// [`COUNT_SQL`]; returns the ones whose rows another transaction holds, to try again.
 pub(super) fn write_counts(client: &mut pgrx::spi::SpiClient<'_>, entries: &[Entry]) -> Vec<Entry> {
-    let mut newest: Vec<(Entry, mfa_auth_core::audit::Count, [u8; 16])> = Vec::new();
+    // The newest entry per row (factor, in its recovery-code set or not): it holds the count
+    // that every older one of the row led up to.
+    let mut newest: std::collections::HashMap<([u8; 16], bool), Entry> = std::collections::HashMap::new();
     for e in entries {
         let (Some(c), Some(f)) = (e.count_of(), e.factor_of()) else { continue };
-        match newest.iter_mut().find(|(_, n, id)| *id == f && n.in_recovery_set == c.in_recovery_set) {
-            Some(slot) if (slot.0.at_us, slot.0.seq()) <= (e.at_us, e.seq()) => *slot = (*e, c, f),
-            Some(_) => {}
-            None => newest.push((*e, c, f)),
+        let slot = newest.entry((f, c.in_recovery_set)).or_insert(*e);
+        if (slot.at_us, slot.seq()) <= (e.at_us, e.seq()) {
+            *slot = *e;
         }
     }
     if newest.is_empty() {
         return Vec::new();
     }
-    let ids: Vec<pgrx::Uuid> = newest.iter().map(|(_, _, f)| pgrx::Uuid::from_bytes(*f)).collect();
-    let in_set: Vec<bool> = newest.iter().map(|(_, c, _)| c.in_recovery_set).collect();
-    let failures: Vec<i32> = newest.iter().map(|(_, c, _)| i32::try_from(c.failures).unwrap_or(i32::MAX)).collect();
-    let us: Vec<i64> = newest.iter().map(|(e, _, _)| e.at_us).collect();
-    let until: Vec<i64> = newest.iter().map(|(_, c, _)| c.locked_until_us.unwrap_or(0)).collect();
+    let (mut ids, mut in_set, mut failures, mut us, mut until) = (vec![], vec![], vec![], vec![], vec![]);
+    for ((f, set), e) in &newest {
+        let c = e.count_of().expect("kept for its count");
+        ids.push(pgrx::Uuid::from_bytes(*f));
+        in_set.push(*set);
+        failures.push(i32::try_from(c.failures).unwrap_or(i32::MAX));
+        us.push(e.at_us);
+        until.push(c.locked_until_us.unwrap_or(0));
+    }
     let args: [DatumWithOid; 5] = [ids.into(), in_set.into(), failures.into(), us.into(), until.into()];
     let held: Vec<([u8; 16], bool)> = client
         .update(COUNT_SQL, None, &args)
         .or_raise()
-        .filter_map(|r| {
-            let id = r.get::<pgrx::Uuid>(1).ok()??;
-            Some((*id.as_bytes(), r.get::<bool>(2).ok()??))
-        })
+        .filter_map(|r| Some((*r.get::<pgrx::Uuid>(1).ok()??.as_bytes(), r.get::<bool>(2).ok()??)))
         .collect();
-    newest.into_iter().filter(|(_, c, f)| held.contains(&(*f, c.in_recovery_set))).map(|(e, _, _)| e).collect()
+    let mut held: Vec<Entry> = held.iter().filter_map(|k| newest.get(k).copied()).collect();
+    held.sort_by_key(|e| (e.at_us, e.seq())); // oldest first (the writer gives up the oldest)
+    held
 }
 
 /// Inserts `events` (in the current transaction), signs out the users of those that sign

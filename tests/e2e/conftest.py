@@ -1,5 +1,6 @@
 """Fixtures for end-to-end tests: real TCP connections to the throwaway cluster that
 scripts/test.sh starts (PGHOST/PGPORT/PGUSER point at it, PGUSER is a superuser)."""
+import contextlib
 import os
 import uuid
 
@@ -146,6 +147,41 @@ def as_cluster_user(args, **kw):
     return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
 
 
+def write_key_file(path):
+    """A key file of one random key (k1) at `path`, mode 0600, the cluster user's: what
+    mfa_auth.encryption_keys_file reads. Returns `path`."""
+    import base64
+    import shutil
+    with open(path, "w") as f:
+        f.write("k1:" + base64.b64encode(os.urandom(32)).decode() + "\n")
+    os.chmod(path, 0o600)
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+    return path
+
+
+@contextlib.contextmanager
+def keyed_cluster(prefix, *options):
+    """A ThrowawayCluster that preloads mfa_auth with a key file of its own (outside its data
+    directory); at the end, prepared transactions a test left are rolled back, the cluster
+    stopped (its log kept) and the key removed."""
+    import shutil
+    import tempfile
+    keys = tempfile.mkdtemp(prefix=prefix + "keys-")
+    os.chmod(keys, 0o755)
+    key_file = write_key_file(os.path.join(keys, "mfa_auth.keys"))
+    c = ThrowawayCluster(prefix, "shared_preload_libraries=mfa_auth", f"mfa_auth.encryption_keys_file={key_file}",
+                         *options)
+    try:
+        yield c
+    finally:
+        with c.connect() as admin:
+            for gid, in admin.execute("SELECT gid FROM pg_prepared_xacts").fetchall():
+                admin.execute(f"ROLLBACK PREPARED '{gid}'")
+        c.stop()
+        shutil.rmtree(keys, ignore_errors=True)
+
+
 class ThrowawayCluster:
     """A cluster of its own on loopback, for tests that must not share server state (shared
     memory, settings) with the main one. `options` are postgres -c settings."""
@@ -169,6 +205,13 @@ class ThrowawayCluster:
 
     def connect(self, **kw):
         return psycopg.connect(**{**self.conn, **kw})
+
+    def pg_ctl(self, *args, timeout=90):
+        """pg_ctl on this cluster (as the cluster user), its log the cluster's; the finished process."""
+        import subprocess
+        return subprocess.run((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else [])
+                              + [f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.root, "log"), *args],
+                              capture_output=True, text=True, timeout=timeout)
 
     def stop(self, keep_files=None):
         """Stops the server and removes it; its log is kept for the crash scan, or, with

@@ -15,16 +15,13 @@ on a preloaded cluster of its own with a key file and prepared transactions enab
 The lock that stops a database's writer is held by a prepared transaction, which outlives the
 session and a restart: the one way to make events wait that does not depend on timing."""
 import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
 
 import pytest
 
-from conftest import PG_BIN, ThrowawayCluster, wrong_codes
+from conftest import keyed_cluster, wrong_codes
 
 PENDING_CAP = 1024      # src/audit.rs
 CAPACITY = 1024         # src/audit.rs: the shared queue
@@ -32,23 +29,9 @@ CAPACITY = 1024         # src/audit.rs: the shared queue
 
 @pytest.fixture(scope="module")
 def cluster():
-    keys = tempfile.mkdtemp(prefix="mfa_auth-guarantees-keys-")
-    os.chmod(keys, 0o755)
-    key_file = os.path.join(keys, "mfa_auth.keys")
-    with open(key_file, "w") as f:
-        f.write("k1:" + __import__("base64").b64encode(os.urandom(32)).decode() + "\n")
-    os.chmod(key_file, 0o600)
-    if os.geteuid() == 0:
-        shutil.chown(key_file, "postgres", "postgres")
-    c = ThrowawayCluster("mfa_auth-guarantees-", "shared_preload_libraries=mfa_auth", "max_prepared_transactions=4",
-                         f"mfa_auth.encryption_keys_file={key_file}", "mfa_auth.max_failed_attempts=100")
-    c.databases = []
-    yield c
-    with c.connect() as admin:
-        for gid, in admin.execute("SELECT gid FROM pg_prepared_xacts").fetchall():
-            admin.execute(f"ROLLBACK PREPARED '{gid}'")
-    c.stop()
-    shutil.rmtree(keys, ignore_errors=True)
+    with keyed_cluster("mfa_auth-guarantees-", "max_prepared_transactions=4", "mfa_auth.max_failed_attempts=100") as c:
+        c.databases = []
+        yield c
 
 
 def new_database(cluster):
@@ -194,12 +177,6 @@ def test_one_transaction_holds_at_most_the_cap_and_counts_the_rest(cluster):
     assert growth["on"] - growth["off"] < 1024, "the events took more than PENDING_CAP x 344 bytes and change"
 
 
-def pg_ctl(cluster, *args, timeout=90):
-    return subprocess.run((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else [])
-                          + [f"{PG_BIN}/pg_ctl", "-D", cluster.data, "-l", os.path.join(cluster.root, "log")] + list(args),
-                          capture_output=True, text=True, timeout=timeout)
-
-
 def test_a_clean_restart_keeps_what_was_queued(cluster):
     """Five failures wait (their writer is held up by the lock); a fast restart. The shutdown
     does not wait for the lock (the writer gives up after lock_timeout), the events are saved
@@ -210,7 +187,7 @@ def test_a_clean_restart_keeps_what_was_queued(cluster):
         fid = failures(c, 5)
     time.sleep(0.5)
     t0 = time.time()
-    done = pg_ctl(cluster, "-m", "fast", "-w", "-t", "60", "restart")
+    done = cluster.pg_ctl("-m", "fast", "-w", "-t", "60", "restart")
     took = time.time() - t0
     assert done.returncode == 0, done.stdout + done.stderr
     log = open(os.path.join(cluster.root, "log"), errors="replace").read()

@@ -9,11 +9,6 @@ stop), with a lock, with a count short of the lock and on recovery codes; a tran
 open on the factor's row (the writer must not wait for it, nor hold the trail up); an
 administrator's unlock that comes before the writer has written the lock (the writer must not
 lock the factor again); mfa_auth.audit = off (no row, the count all the same)."""
-import base64
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 import uuid
 
@@ -21,38 +16,17 @@ import psycopg
 import pyotp
 import pytest
 
-from conftest import PG_BIN, ThrowawayCluster, wrong_codes
+from conftest import keyed_cluster, wrong_codes
 
 LIMIT = 5  # mfa_auth.max_failed_attempts (default)
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    keys = tempfile.mkdtemp(prefix="mfa_auth-counts-keys-")
-    os.chmod(keys, 0o755)
-    key_file = os.path.join(keys, "mfa_auth.keys")
-    with open(key_file, "w") as f:
-        f.write("k1:" + base64.b64encode(os.urandom(32)).decode() + "\n")
-    os.chmod(key_file, 0o600)
-    if os.geteuid() == 0:
-        shutil.chown(key_file, "postgres", "postgres")
-    c = ThrowawayCluster("mfa_auth-counts-", "shared_preload_libraries=mfa_auth", "max_prepared_transactions=4",
-                         f"mfa_auth.encryption_keys_file={key_file}")
-    with c.connect() as admin:
-        admin.execute("CREATE EXTENSION mfa_auth")
-    yield c
-    with c.connect() as admin:
-        for gid, in admin.execute("SELECT gid FROM pg_prepared_xacts").fetchall():
-            admin.execute(f"ROLLBACK PREPARED '{gid}'")
-    c.stop()
-    shutil.rmtree(keys, ignore_errors=True)
-
-
-def pg_ctl(cluster, *args):
-    done = subprocess.run((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else [])
-                          + [f"{PG_BIN}/pg_ctl", "-D", cluster.data, "-l", os.path.join(cluster.root, "log")]
-                          + list(args), capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
+    with keyed_cluster("mfa_auth-counts-", "max_prepared_transactions=4") as c:
+        with c.connect() as admin:
+            admin.execute("CREATE EXTENSION mfa_auth")
+        yield c
 
 
 def factor(c):
@@ -61,16 +35,22 @@ def factor(c):
     return fid, secret
 
 
-def guess(c, fid, code, rollback=True):
-    """One verification of `code` in a transaction rolled back (the attacker's best); True/False,
-    or 'locked' (53400)."""
+def attempt(c, statement, args, rollback=True):
+    """One verification in a transaction rolled back (the attacker's best) or committed:
+    True/False, or 'locked' (53400)."""
     try:
-        # (A factor locked in its row refuses a new challenge too.)
-        cid = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '192.0.2.7')", (fid,)).fetchone()[0]
         with c.transaction(force_rollback=rollback):
-            return c.execute("SELECT auth.verify_challenge(%s, %s)", (cid, code)).fetchone()[0]
+            return c.execute(statement, args).fetchone()[0]
     except psycopg.errors.ConfigurationLimitExceeded:
         return "locked"
+
+
+def guess(c, fid, code, rollback=True):
+    try:
+        cid = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '192.0.2.7')", (fid,)).fetchone()[0]
+    except psycopg.errors.ConfigurationLimitExceeded:
+        return "locked"  # a factor locked in its row refuses a new challenge too
+    return attempt(c, "SELECT auth.verify_challenge(%s, %s)", (cid, code), rollback)
 
 
 def row(c, fid):
@@ -78,15 +58,20 @@ def row(c, fid):
                      "WHERE id = %s", (fid,)).fetchone()
 
 
-def wait_row(c, fid, want, timeout=10.0):
-    """The factor's (failed_attempts, locked) once it is `want` (the writer runs every 100 ms),
-    or what it is after `timeout`; and the seconds it took."""
+def wait_until(read, want, timeout=10.0):
+    """`read()` once it returns `want` (the writer runs every 100 ms), or what it returns after
+    `timeout`; and the seconds it took."""
     t0 = time.time()
     while True:
-        got = row(c, fid)[:2]
+        got = read()
         if got == want or time.time() - t0 > timeout:
             return got, time.time() - t0
         time.sleep(0.05)
+
+
+def wait_row(c, fid, want, timeout=10.0):
+    """The factor's (failed_attempts, locked), waited for until it is `want`."""
+    return wait_until(lambda: row(c, fid)[:2], want, timeout)
 
 
 def recovery_set(c):
@@ -102,11 +87,7 @@ def recovery_set(c):
 
 
 def recovery_guess(c, user, code, rollback=True):
-    try:
-        with c.transaction(force_rollback=rollback):
-            return c.execute("SELECT auth.verify_recovery_code(%s, %s)", (user, code)).fetchone()[0]
-    except psycopg.errors.ConfigurationLimitExceeded:
-        return "locked"
+    return attempt(c, "SELECT auth.verify_recovery_code(%s, %s)", (user, code), rollback)
 
 
 def set_row(c, user):
@@ -126,10 +107,7 @@ def test_rolled_back_failures_reach_the_table(cluster):
         lockout = c.execute("SELECT setting::int FROM pg_settings WHERE name = 'mfa_auth.lockout_duration'").fetchone()[0]
         user, codes = recovery_set(c)
         set_after = [recovery_guess(c, user, "aaaa-bbbb-cccc-dddd") for _ in range(LIMIT)]
-        t0 = time.time()
-        while set_row(c, user) != (LIMIT, True) and time.time() - t0 < 10:
-            time.sleep(0.05)
-        in_set = set_row(c, user)
+        in_set, _ = wait_until(lambda: set_row(c, user), (LIMIT, True))
     print(f"\n  3 rolled-back failures: row {three} after {t3:.2f} s; 5: row {locked} after {t5:.2f} s, "
           f"locked for {left} more (lockout {lockout} s); recovery codes, 5 rolled back: {set_after} -> set row {in_set}")
     assert three == (3, False)
@@ -149,10 +127,9 @@ def test_a_crash_keeps_what_rolled_back_guesses_counted(cluster):
         assert [guess(c, partly, g) for g in wrong_codes(psecret, 3)] == [False] * 3
         assert [recovery_guess(c, user, "aaaa-bbbb-cccc-dddd") for _ in range(LIMIT)] == [False] * LIMIT
         # The writer's transaction has committed once the set row shows the lock (the last one queued).
-        t0 = time.time()
-        while set_row(c, user) != (LIMIT, True) and time.time() - t0 < 10:
-            time.sleep(0.05)
-    pg_ctl(cluster, "-m", "immediate", "-w", "restart")
+        wait_until(lambda: set_row(c, user), (LIMIT, True))
+    done = cluster.pg_ctl("-m", "immediate", "-w", "restart")
+    assert done.returncode == 0, done.stdout + done.stderr
     with cluster.connect() as c:
         right = guess(c, victim, pyotp.TOTP(vsecret).now(), rollback=False)
         more = [guess(c, partly, g) for g in wrong_codes(psecret, 4)]

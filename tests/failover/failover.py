@@ -9,7 +9,6 @@ with SIGKILL; pg_auto_failover promotes the secondary, and the clients reconnect
 multi-host connection string (target_session_attrs=read-write). Then it checks, and prints as
 figures, what must hold on the new primary; the old primary rejoins as a secondary and a second
 failover goes back. Run by tests/failover/run.sh; prints "failover: P passed, F failed" last."""
-import base64
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ import psycopg
 import pyotp
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from conftest import PG_BIN, _free_port, keep_log  # noqa: E402
+from conftest import PG_BIN, _free_port, keep_log, write_key_file  # noqa: E402
 
 DB = "ha_app"
 GATEWAY = "ha_gateway"
@@ -58,12 +57,7 @@ class Formation:
         os.chmod(self.root, 0o755)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
-        self.keys = os.path.join(self.root, "mfa_auth.keys")
-        with open(self.keys, "w") as f:
-            f.write("k1:" + base64.b64encode(os.urandom(32)).decode() + "\n")
-        os.chmod(self.keys, 0o600)
-        if os.geteuid() == 0:
-            shutil.chown(self.keys, "postgres", "postgres")
+        self.keys = write_key_file(os.path.join(self.root, "mfa_auth.keys"))
         self.monitor_port = _free_port()
         self.ports = {"a": _free_port(), "b": _free_port()}
         self.runs = {}
@@ -298,6 +292,16 @@ class Attacker:
         self.done.set()
 
 
+def recovery_codes(c, fid, secret, user, n):
+    """`n` recovery codes for `user`, generated in an aal2 session it reaches with TOTP factor
+    `fid` (the previous step's code: the load's verifications use the current one)."""
+    session = str(uuid.uuid4())
+    ch = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (fid,)).fetchone()[0]
+    assert c.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)",
+                     (ch, pyotp.TOTP(secret).at(time.time() - 30), session)).fetchone()[0]
+    return [r[0] for r in c.execute("SELECT * FROM auth.generate_recovery_codes(%s, %s, %s)", (user, session, n))]
+
+
 def setup(f):
     """The extension, the gateway role, and per client FACTORS_PER_CLIENT users with a verified
     TOTP factor each, two of them (one per failover) with 16 recovery codes; per failover the
@@ -318,15 +322,7 @@ def setup(f):
                 fid, secret = c.execute("SELECT factor_id, secret FROM auth.enroll_totp(%s)", (u,)).fetchone()[:2]
                 c.execute("UPDATE auth.mfa_factors SET status = 'verified' WHERE id = %s", (fid,))
                 factors.append((str(fid), secret, u))
-            recovery = []
-            for fid, secret, user in factors[:2]:
-                setup_session = str(uuid.uuid4())
-                ch = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (fid,)).fetchone()[0]
-                assert c.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)",
-                                 (ch, pyotp.TOTP(secret).at(time.time() - 30), setup_session)).fetchone()[0]
-                codes = [r[0] for r in c.execute("SELECT * FROM auth.generate_recovery_codes(%s, %s, 16)",
-                                                 (user, setup_session))]
-                recovery.append((user, codes))
+            recovery = [(user, recovery_codes(c, fid, secret, user, 16)) for fid, secret, user in factors[:2]]
             users.append({"factors": factors, "recovery": recovery})
         # Per failover, the attacker's targets: a victim factor, a second one it counts 3
         # failures against, and a victim's recovery codes (a user of their own).
@@ -339,12 +335,7 @@ def setup(f):
                 targets[name] = (str(fid), secret)
             ruser = str(uuid.uuid4())
             rfid, rsecret = c.execute("SELECT factor_id, secret FROM auth.enroll_totp(%s)", (ruser,)).fetchone()[:2]
-            rsession = str(uuid.uuid4())
-            ch = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '10.0.0.1')", (rfid,)).fetchone()[0]
-            assert c.execute("SELECT auth.verify_challenge(%s, %s, NULL, %s)",
-                             (ch, pyotp.TOTP(rsecret).at(time.time() - 30), rsession)).fetchone()[0]
-            rcodes = [r[0] for r in c.execute("SELECT * FROM auth.generate_recovery_codes(%s, %s, 10)",
-                                              (ruser, rsession))]
+            rcodes = recovery_codes(c, rfid, rsecret, ruser, 10)
             rfactor = c.execute("SELECT mfa_factor_id FROM auth.mfa_recovery_code_sets WHERE user_id = %s",
                                 (ruser,)).fetchone()[0]
             targets["recovery"] = (ruser, rcodes, str(rfactor))

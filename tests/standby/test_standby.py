@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from conftest import PG_BIN, ThrowawayCluster, _free_port, as_cluster_user, keep_log, totp_now  # noqa: E402
+from conftest import PG_BIN, ThrowawayCluster, _free_port, as_cluster_user, keep_log, totp_now, write_key_file  # noqa: E402
 
 DB = "standby_app"
 GATEWAY = "standby_gateway"
@@ -64,12 +64,7 @@ def pair():
     primary = ThrowawayCluster("mfa_auth-primary.", "shared_preload_libraries=mfa_auth")
     standby = None
     try:
-        keys = os.path.join(primary.root, "mfa_auth.keys")
-        with open(keys, "w") as f:
-            f.write("k1:" + __import__("base64").b64encode(os.urandom(32)).decode() + "\n")
-        os.chmod(keys, 0o600)
-        if os.geteuid() == 0:
-            shutil.chown(keys, "postgres", "postgres")
+        keys = write_key_file(os.path.join(primary.root, "mfa_auth.keys"))
         with primary.connect() as c:
             c.execute(f"ALTER SYSTEM SET mfa_auth.encryption_keys_file = '{keys}'")
             c.execute("SELECT pg_reload_conf()")

@@ -267,10 +267,11 @@ impl Entry {
     /// event itself is recorded too.
     pub fn signing_out(mut self, row: bool) -> Entry {
         self.flags |= SIGN_OUT;
-        if !row {
-            self.flags |= NO_ROW;
+        if row {
+            self
+        } else {
+            self.without_row()
         }
-        self
     }
     /// No row for this event: only what the writer does besides.
     pub fn without_row(mut self) -> Entry {
