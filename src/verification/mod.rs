@@ -127,13 +127,17 @@ fn consult_hook(attempt: &Attempt<'_>, row: &Locked, valid: bool, counted: &Coun
     };
     match crate::hooks::call(Hook::Verification, event.to_json()) {
         Ok(None | Some(Decision::Continue)) => {}
+        // The attempt stays counted: its count reaches the row with the event, as a wrong
+        // response's does (the caller's failure statement never runs: this raises).
         Ok(Some(Decision::Reject(message))) => {
-            audit::now_signing_out(about(Event::VerificationRejected, Outcome::Rejected));
+            audit::now_signing_out(
+                about(Event::VerificationRejected, Outcome::Rejected).counting(durable_count(row, counted)),
+            );
             crate::session::claims_changed();
             raise(MfaError::VerificationRejected(message));
         }
         Err(fault) => {
-            audit::now(about(Event::HookFailed, Outcome::Error));
+            audit::now_counting(about(Event::HookFailed, Outcome::Error), durable_count(row, counted));
             crate::hooks::log_fault(&fault);
             raise(MfaError::HookFailed {
                 setting: fault.hook.setting(),
@@ -207,14 +211,7 @@ fn audited(attempt: &Attempt<'_>, row: &Locked, kind: &dyn FactorKind, outcome: 
     }
     match counted {
         // The count reaches the table through the writer too, whatever the caller does.
-        Some(c) => audit::now_counting(
-            entry,
-            audit::Count {
-                failures: c.failures,
-                locked_until_us: c.locked_until,
-                in_recovery_set: row.factor_type == mfa_auth_core::factor_type::FactorType::RecoveryCode,
-            },
-        ),
+        Some(c) => audit::now_counting(entry, durable_count(row, c)),
         None => audit::now(entry),
     }
     if let Some(c) = counted.filter(|c| c.locked_until.is_some()) {
@@ -225,5 +222,15 @@ fn audited(attempt: &Attempt<'_>, row: &Locked, kind: &dyn FactorKind, outcome: 
                     .int("lockout_seconds", i64::from(crate::settings::lockout_duration())),
             ),
         );
+    }
+}
+
+/// What the audit writer writes into the row that counts `row`'s failures (the factor, or its
+/// recovery-code set) for an attempt counted as `counted`.
+fn durable_count(row: &Locked, counted: &Counted) -> audit::Count {
+    audit::Count {
+        failures: counted.failures,
+        locked_until_us: counted.locked_until,
+        in_recovery_set: row.factor_type == mfa_auth_core::factor_type::FactorType::RecoveryCode,
     }
 }

@@ -211,3 +211,33 @@ def test_with_the_trail_off_the_count_still_reaches_the_table(cluster):
         trail = c.execute("SELECT count(*) FROM auth.mfa_audit_log").fetchone()[0]
     print(f"\n  mfa_auth.audit = off: 5 rolled-back failures -> row {got} after {took:.2f} s, {trail} trail rows")
     assert got == (LIMIT, True) and trail == 0
+
+
+def test_attempts_a_hook_refused_reach_the_table_too(cluster):
+    """A verification the policy hook rejects (28000) or fails on (39000) raises, so the caller's
+    transaction and its failure statement are gone; the attempt was counted (in shared memory)
+    before the hook ran, and its count must reach the row as a wrong code's does."""
+    name = "hook_" + uuid.uuid4().hex[:8]
+    with cluster.connect() as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    with cluster.connect(dbname=name) as c:
+        c.execute("CREATE EXTENSION mfa_auth")
+        c.execute("CREATE SCHEMA hooks")
+        c.execute("""CREATE FUNCTION hooks.reject(event jsonb) RETURNS jsonb LANGUAGE sql
+                     AS $$ SELECT '{"decision": "reject", "message": "no"}'::jsonb $$""")
+        c.execute("""CREATE FUNCTION hooks.fail(event jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$""")
+        fid, secret = factor(c)
+        outcomes = []
+        for hook in ("hooks.reject", "hooks.reject", "hooks.fail"):
+            c.execute(f"SET mfa_auth.verification_hook = '{hook}'")
+            cid = c.execute("SELECT challenge_id FROM auth.create_challenge(%s, '192.0.2.7')", (fid,)).fetchone()[0]
+            try:
+                c.execute("SELECT auth.verify_challenge(%s, %s)", (cid, pyotp.TOTP(secret).now()))
+                outcomes.append("returned")
+            except psycopg.Error as e:
+                outcomes.append(e.sqlstate)
+        c.execute("RESET mfa_auth.verification_hook")
+        got, took = wait_row(c, fid, (3, False))
+    print(f"\n  a hook's refusals {outcomes}, the right code each time: row {got} after {took:.2f} s")
+    assert outcomes == ["28000", "28000", "39000"]
+    assert got == (3, False)
