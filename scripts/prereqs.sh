@@ -12,7 +12,7 @@ ensure_cargo_path
 apt_pkgs=("postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" sudo pkg-config libssl-dev
           build-essential oathtool python3-venv pgbouncer chromium shellcheck lintian
           "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl
-          "postgresql-$PG_MAJOR-auto-failover" pg-auto-failover-cli)
+          "postgresql-$PG_MAJOR-auto-failover" pg-auto-failover-cli gdb)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -49,15 +49,28 @@ pub(super) fn restore_saved() {
     }
 }
 
-/// At the postmaster's exit after a clean shutdown (every other process is gone): the events
-/// no writer could write (none running for their database, or its write failed) are saved
-/// for the next start instead of being lost. After a crash (code != 0) nothing is saved:
-/// shared memory may be inconsistent (docs: what a crash loses).
+/// At the postmaster's exit after a shutdown (every other process is gone): the events no
+/// writer could write (none running for their database, or its write failed) are saved for
+/// the next start instead of being lost. After a crash (code != 0) nothing is saved: shared
+/// memory may be inconsistent (docs: what a crash loses).
+///
+/// An immediate shutdown exits with code 0 too, after SIGQUIT ended every process wherever it
+/// was: one may have died holding the queue's lock, mid-push. The postmaster has no PGPROC to
+/// wait with (LWLockAcquire would PANIC: "cannot wait without a PGPROC structure"), so it only
+/// tries the lock; held, the queue is not saved (it may be half-written), as after a crash.
 pub(super) unsafe extern "C-unwind" fn save_at_exit(code: core::ffi::c_int, _arg: pg_sys::Datum) {
     if code != 0 {
         return;
     }
     crate::pg::guard::hook_body((), || {
+        // SAFETY: the tranche was requested at preload; a conditional acquire never waits.
+        let lock = unsafe { &raw mut (*pg_sys::GetNamedLWLockTranche(QUEUE.name().as_ptr())).lock };
+        if !unsafe { pg_sys::LWLockConditionalAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE) } {
+            log!("mfa_auth: the audit queue's lock is held by a process that did not exit (an immediate shutdown): its queued events are not saved");
+            return;
+        }
+        // Free, and no other process is alive to take it: released for QUEUE's own guard.
+        unsafe { pg_sys::LWLockRelease(lock) };
         let (entries, losses) = QUEUE.exclusive().0.drain_all();
         if entries.is_empty() && losses.is_empty() {
             return;

@@ -197,6 +197,7 @@ class ThrowawayCluster:
         as_cluster_user([f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres", "--auth=trust"])
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
         opts += "".join(f" -c {o}" for o in options)
+        self.opts = opts  # (for a start after a stop: pg_ctl start -o)
         server_env = {k: v for k, v in os.environ.items() if not k.startswith("RUST_")}
         server_env.update(env or {})
         as_cluster_user([f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.root, "log"), "-w",

@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 
+import psycopg
 import pytest
 
 from conftest import keyed_cluster, wrong_codes
@@ -266,3 +267,47 @@ def test_the_reserved_writer_writes_while_every_other_slot_is_taken(cluster):
           f"{free_after} workers for a forced parallel query then, and {writers} dynamic writers")
     assert free == 0 and busy > 0, "the test did not take every slot"
     assert len(found) == 3 and free_after == 0 and writers == 0
+
+
+def test_an_immediate_shutdown_with_the_queue_lock_held_is_not_a_panic():
+    """An immediate shutdown kills every process with SIGQUIT, wherever it is: one that was
+    pushing an event dies holding the queue's lock. The postmaster, which then saves the queue
+    at its exit (it exits with code 0 after an immediate shutdown too), has no PGPROC to wait
+    with: 0.4.0 before this PANICked there ("cannot wait without a PGPROC structure") and left
+    its postmaster.pid behind. A backend takes the lock through gdb and sleeps, the death of a
+    pusher made certain."""
+    import shutil as sh
+    import subprocess as sp
+    gdb = sh.which("gdb")
+    assert gdb, "gdb is installed by scripts/prereqs.sh"
+    with keyed_cluster("mfa_auth-queue-lock-") as c:
+        with c.connect() as admin:
+            admin.execute("CREATE EXTENSION mfa_auth")
+        sleeper = c.connect()
+        pid = sleeper.execute("SELECT pg_backend_pid()").fetchone()[0]
+        def sleep():
+            try:
+                sleeper.execute("SELECT pg_sleep(60)")
+            except psycopg.OperationalError:
+                pass  # ended by the stop
+        threading.Thread(target=sleep, daemon=True).start()
+        time.sleep(0.5)
+        took = sp.run([gdb, "-p", str(pid), "-batch", "-ex",
+                       'print (int) LWLockAcquire((void *) GetNamedLWLockTranche("mfa_auth_audit"), 0)'],
+                      capture_output=True, text=True, timeout=60)
+        assert "$1 = 1" in took.stdout, took.stdout + took.stderr  # acquired, without waiting
+        done = c.pg_ctl("-m", "immediate", "-w", "-t", "30", "stop")
+        log = open(os.path.join(c.root, "log"), errors="replace").read()
+        pid_file_left = os.path.exists(os.path.join(c.data, "postmaster.pid"))
+        lines = [ln.split("LOG:")[-1].strip() for ln in log.splitlines() if "mfa_auth: " in ln and "queue" in ln]
+        print(f"\n  immediate stop with a backend holding the queue's lock: pg_ctl rc {done.returncode}, "
+              f"PANICs {log.count('PANIC')}, postmaster.pid left {pid_file_left}; server log: {lines}")
+        assert done.returncode == 0 and "PANIC" not in log and not pid_file_left
+        assert any("not saved" in ln for ln in lines)
+        # The next start is an ordinary one, and the trail works.
+        started = c.pg_ctl("-w", "-o", c.opts, "start")
+        assert started.returncode == 0, started.stdout + started.stderr
+        with c.connect() as admin:
+            fid = failures(admin, 1)
+        after = rows(c, "postgres", "factor_id = %s AND event = 'verification'", fid, wait_for=1)
+        assert [(r[0], r[1]) for r in after] == [("verification", "failure")]
